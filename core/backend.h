@@ -65,12 +65,13 @@ struct backend_block_size {
   uint32_t minimum, preferred, maximum;
 };
 
-/* What a backend may learn about the connection that opens a handle. */
+/* What a backend may learn about the connection it serves. */
 struct backend_conn_info {
   uint64_t conn_id;
-  const char *export_name; /* as the client asked for it */
+  const char *export_name; /* as the client asked for it; NULL before */
   bool readonly;           /* the export is served read-only */
   bool is_tls;
+  int fd; /* the client socket (getpeername, SO_PEERCRED); -1 if none */
 };
 
 /* One name a backend offers for list_exports. */
@@ -87,12 +88,15 @@ struct backend_ops {
   /* Optional, called once before serving (after daemonising). */
   int (*after_fork)(struct backend *b);
   /* Optional: a new connection arrives (before any option). */
-  int (*preconnect)(struct backend *b, bool readonly);
+  int (*preconnect)(struct backend *b, const struct backend_conn_info *ci);
   /* Optional: names this backend serves (NBD_OPT_LIST).  Returns the
    * number of entries stored in a malloc'd *out (each field malloc'd),
    * or a negative errno; -ENOTSUP means "just the export's own name". */
-  int (*list_exports)(struct backend *b, bool readonly, bool is_tls,
+  int (*list_exports)(struct backend *b, const struct backend_conn_info *ci,
                       struct backend_export_entry **out);
+  /* Optional: the name an empty export name stands for (malloc'd). */
+  int (*default_export)(struct backend *b, const struct backend_conn_info *ci,
+                        char **name);
 
   /* Required: open a handle for one connection. */
   int (*open)(struct backend *b, const struct backend_conn_info *ci,
