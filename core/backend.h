@@ -27,16 +27,16 @@
 
 /* Concurrency a backend accepts (values and meaning as in nbdkit). */
 enum backend_thread_model {
-  BACKEND_SERIALIZE_CONNECTIONS = 0, /* one connection at a time */
+  BACKEND_SERIALIZE_CONNECTIONS = 0,  /* one connection at a time */
   BACKEND_SERIALIZE_ALL_REQUESTS = 1, /* one call at a time, process-wide */
   BACKEND_SERIALIZE_REQUESTS = 2,     /* one call at a time per handle */
   BACKEND_PARALLEL = 3,               /* anything goes */
 };
 
 /* Request flags passed to data callbacks. */
-#define BACKEND_FLAG_FUA (1u << 0)       /* durable before returning */
-#define BACKEND_FLAG_MAY_TRIM (1u << 1)  /* zero: may deallocate */
-#define BACKEND_FLAG_REQ_ONE (1u << 2)   /* extents: one is enough */
+#define BACKEND_FLAG_FUA       (1u << 0) /* durable before returning */
+#define BACKEND_FLAG_MAY_TRIM  (1u << 1) /* zero: may deallocate */
+#define BACKEND_FLAG_REQ_ONE   (1u << 2) /* extents: one is enough */
 #define BACKEND_FLAG_FAST_ZERO (1u << 3) /* zero: fail -ENOTSUP if slow */
 
 /* How a capability is provided (as nbdkit's NBDKIT_FUA_* / ZERO_*). */

@@ -1,0 +1,329 @@
+/* Private declarations of the qnbd server, one section per source file.
+ *
+ * Threads: the libuv loop thread owns every struct conn and struct
+ * server field unless a comment says otherwise; backend calls and option
+ * processing run on the worker pool and touch only what the request or
+ * the option job carries.
+ */
+#ifndef QNBD_SERVER_INTERNAL_H
+#define QNBD_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <uv.h>
+
+#include "backend.h"
+#include "protocol.h"
+#include "util/vector.h"
+
+/* Payload limits (bytes). */
+#define MAX_PAYLOAD             (32u * 1024 * 1024) /* advertised maximum */
+#define MAX_SKIP_PAYLOAD        (64u * 1024 * 1024) /* discard at most this */
+#define MAX_OPTION_LEN          (64u * 1024)        /* larger: ERR_TOO_BIG */
+#define MAX_STRING              4096                /* names, descriptions */
+#define MAX_OPTIONS             1024 /* options in one handshake before we hang up */
+#define CONN_MAX_INFLIGHT_BYTES (64u * 1024 * 1024)
+#define CONN_MAX_INFLIGHT       256
+
+/* ---- options.c: the command line ---- */
+
+struct export_config {
+  const char *name;
+  const char *description;
+  const char *path;   /* file, or the size for the memory format */
+  const char *format; /* NULL: probe */
+  const char *plugin; /* nbdkit plugin name or path (then path unused) */
+  int plugin_argc;
+  char **plugin_argv;
+  bool readonly;
+  const char *snapshot;
+  uint64_t cache_size;
+};
+DEFINE_VECTOR(export_config_vec, struct export_config)
+
+struct config {
+  struct export_config_vec exports; /* [0] is the main export */
+  const char *port;
+  const char *bind_addr; /* NULL: localhost */
+  const char *unix_path;
+  bool stdio;
+  bool fork;
+  const char *pid_file;
+  unsigned max_connections;   /* 0: unlimited */
+  unsigned handshake_timeout; /* seconds */
+  unsigned threads;
+  bool verbose;
+};
+
+/* Parse argv into cfg (allocated fields live until exit).  Returns 0,
+ * 1 when the program should exit successfully (--help, --version), or
+ * -1 after printing an error. */
+int options_parse(int argc, char **argv, struct config *cfg);
+/* Parse a size such as 512, 64k, 1G (1024-based suffixes). */
+int options_size(const char *s, uint64_t *out);
+
+/* ---- exports.c: the exports and their backends ---- */
+
+struct export
+{
+  char *name;
+  char *description;
+  struct backend *backend;
+  bool readonly;
+  bool any_name;            /* serves whatever name the client asks (plugins) */
+  pthread_mutex_t all_lock; /* SERIALIZE_ALL_REQUESTS */
+};
+DEFINE_VECTOR(export_vec, struct export *)
+
+/* Open every configured export (logs and returns <0 on failure). */
+int exports_open(const struct config *cfg, struct export_vec *out);
+void exports_close(struct export_vec *v);
+/* Find an export by name ("" selects the first). */
+struct export *exports_find(const struct export_vec *v, const char *name);
+/* True when some export's backend serialises connections. */
+bool exports_serialize_connections(const struct export_vec *v);
+
+/* ---- main.c / listen.c: the server ---- */
+
+struct listener {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  struct server *srv;
+  struct listener *next;
+};
+
+struct conn;
+
+struct server {
+  uv_loop_t *loop;
+  const struct config *cfg;
+  struct export_vec exports;
+  struct listener *listeners;
+  struct conn *conns;   /* every live connection */
+  struct conn *waiting; /* accepted but held (serialised connections) */
+  unsigned nconns;
+  uint64_t next_conn_id;
+  bool shutting_down;
+  bool serialize_connections;
+  bool stdio_mode;
+  uv_signal_t sig_int, sig_term;
+  uv_async_t shutdown_async;
+  uv_timer_t shutdown_timer;
+};
+
+/* Begin a graceful shutdown (loop thread). */
+void server_shutdown(struct server *srv);
+
+/* Start listening as the configuration says (TCP, Unix, LISTEN_FDS).
+ * *uri receives a malloc'd URI to print (NULL for socket activation). */
+int listen_start(struct server *srv, char **uri);
+void listen_stop(struct server *srv);
+/* Serve one connection on stdin/stdout. */
+int listen_stdio(struct server *srv);
+
+/* ---- conn.c: one client connection ---- */
+
+enum conn_state {
+  CS_CLIENT_FLAGS, /* waiting for the 32-bit client flags */
+  CS_OPT_HEADER,   /* waiting for an option header */
+  CS_OPT_BUSY,     /* an option runs on a worker */
+  CS_REQ_HEADER,   /* transmission: waiting for a request header */
+  CS_PAYLOAD,      /* receiving a WRITE payload into a request */
+  CS_SKIP,         /* discarding bytes, then act on skip_req */
+  CS_CLOSING,      /* no more input; close once idle */
+};
+
+struct request;
+
+struct meta_sel {
+  uint32_t id;  /* context id given to the client */
+  unsigned ctx; /* backend context index (0: base:allocation) */
+};
+DEFINE_VECTOR(meta_sel_vec, struct meta_sel)
+
+struct conn {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  uv_pipe_t out_pipe; /* stdio mode: stdout (input is h) */
+  bool stdio;
+  struct server *srv;
+  struct conn *next, *prev;
+  uint64_t id;
+  int fd; /* the socket, for peer queries */
+  enum conn_state state;
+  uv_timer_t handshake_timer;
+  int closing_handles; /* uv_close callbacks still to come */
+
+  /* Input buffer for headers and option data: bytes rbuf[rpos..rlen). */
+  char *rbuf;
+  size_t rpos, rlen, rcap;
+  uint64_t skip_left;          /* CS_SKIP */
+  struct request *payload_req; /* CS_PAYLOAD / CS_SKIP target */
+  uint64_t payload_got;
+  bool reading;
+
+  /* Handshake state. */
+  uint32_t client_flags;
+  unsigned nopts;
+  uint32_t cur_opt, cur_opt_len;
+  uv_work_t opt_work;
+  struct opt_out *opt_out;
+  bool opt_too_big; /* CS_SKIP of an oversized option */
+  bool structured;
+  bool extended;
+  char *meta_export;         /* the export SET_META_CONTEXT named */
+  struct meta_sel_vec metas; /* selected contexts */
+
+  /* Transmission state (set by GO / EXPORT_NAME). */
+  struct export *exp;
+  void *handle;
+  bool handle_open;
+  struct backend_caps caps;
+  struct backend_block_size bs;
+  uint64_t size;
+  uint16_t tflags;
+  const char *const *ctx_names; /* backend meta context names */
+  int nctx;
+  pthread_mutex_t handle_lock; /* SERIALIZE_REQUESTS */
+  char *export_name;           /* as the client asked */
+
+  unsigned inflight;
+  uint64_t inflight_bytes;
+  bool dirty;     /* writes since the last flush */
+  bool want_disc; /* set by a worker (nbdkit_disconnect); atomic */
+  uv_work_t close_work;
+  uv_shutdown_t shutdown_req;
+  bool disc; /* DISC received or fatal error: close when idle */
+  struct request *free_reqs;
+};
+
+/* Accept a new connection on server socket (listener) or adopt fd. */
+void conn_accept(struct listener *l);
+int conn_new_stdio(struct server *srv);
+/* Close every connection gracefully (server shutdown). */
+void conn_shutdown_all(struct server *srv);
+/* Pause/resume reading as back-pressure and state allow. */
+void conn_update_reading(struct conn *c);
+/* Queue bytes to the client; data is copied.  Returns 0 or <0. */
+int conn_send_copy(struct conn *c, const void *data, size_t len);
+/* Mark the connection for closing once in-flight work is done. */
+void conn_close_when_idle(struct conn *c);
+/* Start the handshake on a connection (greeting, timer, reading). */
+void conn_start(struct conn *c);
+/* Called by the transmission code when a request completed. */
+void conn_request_done(struct conn *c, struct request *r);
+/* Continue parsing buffered input (after an option finished). */
+void conn_process_input(struct conn *c);
+/* An option job finished (loop thread): send o, move on. */
+void conn_option_done(struct conn *c, struct opt_out *o);
+/* The stream replies go to. */
+uv_stream_t *conn_out(struct conn *c);
+void conn_info(const struct conn *c, struct backend_conn_info *ci);
+
+/* ---- handshake*.c: option haggling (runs on a worker) ---- */
+
+/* Output of an option job: bytes to send, and what to do next. */
+struct opt_out {
+  char *buf;
+  size_t len, cap;
+  bool enter_transmission; /* GO / EXPORT_NAME succeeded */
+  bool close;              /* hang up after sending */
+};
+
+/* Start processing the option in c->cur_opt whose data is the first
+ * c->cur_opt_len bytes of c->rbuf (on a worker). */
+void handshake_start_option(struct conn *c);
+/* The initial greeting (16 + 2 bytes). */
+void handshake_greeting(char out[18]);
+
+/* Helpers shared by the handshake files. */
+int opt_reply(struct opt_out *o, uint32_t opt, uint32_t type, const void *data,
+              uint32_t len);
+int opt_reply_err(struct opt_out *o, uint32_t opt, uint32_t type,
+                  const char *msg);
+int opt_append(struct opt_out *o, const void *data, size_t len);
+int handshake_info_go(struct conn *c, uint32_t opt, const char *data,
+                      uint32_t len, struct opt_out *o);
+int handshake_export_name(struct conn *c, const char *data, uint32_t len,
+                          struct opt_out *o);
+int handshake_meta(struct conn *c, uint32_t opt, const char *data, uint32_t len,
+                   struct opt_out *o);
+/* Open c->handle on export e and learn size, caps, block sizes.  On
+ * failure logs and returns <0 with nothing open. */
+int handshake_open_export(struct conn *c, struct export *e, const char *name);
+void handshake_close_export(struct conn *c);
+/* After GO: drop a meta context selection made for another export. */
+void handshake_meta_check_export(struct conn *c);
+int handshake_list_entry(struct opt_out *o,
+                         const struct backend_export_entry *e);
+uint16_t handshake_tflags(const struct conn *c);
+
+/* ---- transmission.c: requests ---- */
+
+struct request {
+  struct conn *c;
+  struct request *next_free;
+  uv_work_t work;
+  uv_write_t wreq;
+  uint16_t flags, type;
+  uint64_t cookie, offset, count;
+  int err; /* positive NBD error to send, 0 for success */
+  const char *errmsg;
+  bool send_reply;
+  char *buf; /* payload or read data */
+  size_t bufcap;
+  /* Reply: header bytes in hdr, iovs into hdr and buf. */
+  char *hdr;
+  size_t hdrlen, hdrcap;
+  uv_buf_t *iov;
+  uint8_t *iov_in_hdr; /* iov[i] is an offset into hdr */
+  unsigned niov, iovcap;
+};
+
+/* Handle a complete request header (c->rbuf).  Returns 0, or <0 when
+ * the connection must be dropped. */
+int transmission_request(struct conn *c, const char *hdr);
+/* The payload of c->payload_req has fully arrived: dispatch it. */
+void transmission_payload_done(struct conn *c, struct request *r);
+void request_free_all(struct conn *c);
+void request_release(struct conn *c, struct request *r);
+
+/* ---- reply.c: reply encoding (worker or loop thread) ---- */
+
+int reply_build(struct request *r);
+uint32_t reply_errno(int negerr);
+
+/* ---- worker.c: backend calls under the thread model ---- */
+
+/* Serialise as the export's thread model requires, around a call. */
+void worker_lock(struct conn *c);
+void worker_unlock(struct conn *c);
+/* Name the connection the calling worker serves (NULL: none). */
+void worker_set_current(struct conn *c);
+/* The same for calls outside a handle (list_exports, open). */
+void worker_lock_export(struct export *e);
+void worker_unlock_export(struct export *e);
+/* Backend operations with the server-side emulations (zero, fua,
+ * cache) and locking.  Return 0 or a negative errno. */
+int worker_pread(struct conn *c, void *buf, uint64_t count, uint64_t off);
+int worker_pwrite(struct conn *c, const void *buf, uint64_t count, uint64_t off,
+                  uint32_t flags);
+int worker_zero(struct conn *c, uint64_t count, uint64_t off, uint32_t flags);
+int worker_trim(struct conn *c, uint64_t count, uint64_t off, uint32_t flags);
+int worker_flush(struct conn *c);
+int worker_cache(struct conn *c, uint64_t count, uint64_t off);
+int worker_extents(struct conn *c, unsigned ctx, uint64_t count, uint64_t off,
+                   uint32_t flags, struct extents *e);
+
+#endif

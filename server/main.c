@@ -1,0 +1,199 @@
+/* qnbd's entry point: parse the command line, open the exports, listen,
+ * run the event loop, and shut down gracefully on SIGINT/SIGTERM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "server.h"
+#include "util/log.h"
+
+#define SHUTDOWN_GRACE_MS 10000
+
+/* The one running server, for server_request_shutdown() callers that
+ * have no other way to reach it (signal handlers, plugins). */
+static struct server *the_server;
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+static void on_shutdown_timer(uv_timer_t *t)
+{
+  struct server *srv = t->data;
+  log_warn("connections did not finish within %d s; closing them",
+           SHUTDOWN_GRACE_MS / 1000);
+  uv_walk(srv->loop, close_walk_cb, NULL);
+}
+
+/* Begin a graceful shutdown: stop accepting, let in-flight requests
+ * finish, flush, close.  The loop ends when no handle is left. */
+void server_shutdown(struct server *srv)
+{
+  if (srv->shutting_down)
+    return;
+  srv->shutting_down = true;
+  log_info("shutting down");
+  listen_stop(srv);
+  uv_close((uv_handle_t *)&srv->sig_int, NULL);
+  uv_close((uv_handle_t *)&srv->sig_term, NULL);
+  uv_close((uv_handle_t *)&srv->shutdown_async, NULL);
+  conn_shutdown_all(srv);
+  uv_timer_start(&srv->shutdown_timer, on_shutdown_timer, SHUTDOWN_GRACE_MS, 0);
+  uv_unref((uv_handle_t *)&srv->shutdown_timer);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+  log_info("received %s", strsignal(signum));
+  server_shutdown(s->data);
+}
+
+static void on_shutdown_async(uv_async_t *a)
+{
+  server_shutdown(a->data);
+}
+
+void server_request_shutdown(void)
+{
+  if (the_server)
+    uv_async_send(&the_server->shutdown_async);
+}
+
+/* Write our pid to path atomically (temp file + rename). */
+static int write_pid_file(const char *path)
+{
+  char tmp[4096];
+  FILE *f;
+
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  f = fopen(tmp, "we");
+  if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
+      rename(tmp, path) < 0) {
+    log_error("pid file %s: %m", path);
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+/* --fork: the parent exits once the child is serving. */
+static int daemonize(struct server *srv)
+{
+  pid_t pid = fork();
+  if (pid < 0) {
+    log_error("fork: %m");
+    return -1;
+  }
+  if (pid > 0)
+    _exit(0);
+  setsid();
+  int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+  }
+  return uv_loop_fork(srv->loop);
+}
+
+static int after_fork(struct server *srv)
+{
+  for (size_t i = 0; i < srv->exports.len; i++) {
+    struct backend *b = srv->exports.ptr[i]->backend;
+    if (b->ops->after_fork && b->ops->after_fork(b) < 0) {
+      log_error("export '%s': after_fork failed", srv->exports.ptr[i]->name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int setup_loop(struct server *srv)
+{
+  srv->loop = uv_default_loop();
+  uv_signal_init(srv->loop, &srv->sig_int);
+  uv_signal_init(srv->loop, &srv->sig_term);
+  srv->sig_int.data = srv->sig_term.data = srv;
+  uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+  uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+  uv_async_init(srv->loop, &srv->shutdown_async, on_shutdown_async);
+  srv->shutdown_async.data = srv;
+  uv_timer_init(srv->loop, &srv->shutdown_timer);
+  srv->shutdown_timer.data = srv;
+  return 0;
+}
+
+/* Listen (or adopt stdio), print the URI, fork if asked. */
+static int start_serving(struct server *srv)
+{
+  char *uri = NULL;
+
+  if (srv->cfg->stdio) {
+    srv->stdio_mode = true;
+    return conn_new_stdio(srv);
+  }
+  if (listen_start(srv, &uri) < 0)
+    return -1;
+  if (uri) {
+    printf("%s\n", uri);
+    fflush(stdout);
+    log_info("serving %s", uri);
+    free(uri);
+  }
+  if (srv->cfg->fork && daemonize(srv) < 0)
+    return -1;
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  static struct config cfg;
+  static struct server srv;
+  char threads[16];
+  int r;
+
+  r = options_parse(argc, argv, &cfg);
+  if (r != 0)
+    return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (cfg.verbose)
+    log_set_level(LOG_LVL_DEBUG);
+  signal(SIGPIPE, SIG_IGN);
+  /* Backend calls run on libuv's pool; size it before first use. */
+  snprintf(threads, sizeof threads, "%u", cfg.threads);
+  setenv("UV_THREADPOOL_SIZE", threads, 1);
+
+  srv.cfg = &cfg;
+  the_server = &srv;
+  if (exports_open(&cfg, &srv.exports) < 0)
+    return EXIT_FAILURE;
+  srv.serialize_connections = exports_serialize_connections(&srv.exports);
+  setup_loop(&srv);
+  if (start_serving(&srv) < 0 || after_fork(&srv) < 0 ||
+      (cfg.pid_file && write_pid_file(cfg.pid_file) < 0)) {
+    listen_stop(&srv);
+    exports_close(&srv.exports);
+    return EXIT_FAILURE;
+  }
+
+  uv_run(srv.loop, UV_RUN_DEFAULT);
+
+  if (!srv.shutting_down)
+    server_shutdown(&srv);
+  uv_run(srv.loop, UV_RUN_DEFAULT);
+  uv_walk(srv.loop, close_walk_cb, NULL);
+  uv_run(srv.loop, UV_RUN_DEFAULT);
+  uv_loop_close(srv.loop);
+  exports_close(&srv.exports);
+  if (cfg.pid_file)
+    unlink(cfg.pid_file);
+  log_info("exited cleanly");
+  return EXIT_SUCCESS;
+}
