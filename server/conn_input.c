@@ -49,6 +49,10 @@ static int input_option(struct conn *c)
     return -1;
   }
   len = load_be32(p + 12);
+  if (len > MAX_OPTION_SKIP) {
+    log_warn("option of %u bytes: closing", len);
+    return -1;
+  }
   if (len > MAX_OPTION_LEN) {
     /* Discard the data, then answer ERR_TOO_BIG. */
     c->cur_opt = load_be32(p + 8);

@@ -23,6 +23,7 @@
 #define MAX_PAYLOAD             (32u * 1024 * 1024) /* advertised maximum */
 #define MAX_SKIP_PAYLOAD        (64u * 1024 * 1024) /* discard at most this */
 #define MAX_OPTION_LEN          (64u * 1024)        /* larger: ERR_TOO_BIG */
+#define MAX_OPTION_SKIP         (16u * 1024 * 1024) /* larger: hang up */
 #define MAX_STRING              4096                /* names, descriptions */
 #define MAX_OPTIONS             1024 /* options in one handshake before we hang up */
 #define CONN_MAX_INFLIGHT_BYTES (64u * 1024 * 1024)

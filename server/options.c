@@ -320,19 +320,27 @@ int options_parse(int argc, char **argv, struct config *cfg)
   /* Reserve slot 0 for the main export; extra exports follow. */
   if (export_config_vec_append(&cfg->exports, main) < 0)
     return -1;
-  while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
-    r = handle_opt(c, cfg, &main);
-    if (r != 0)
-      return r;
+  /* Options may follow FILE (as with qemu-nbd); after --plugin NAME
+   * everything left is the plugin's parameters (as with nbdkit). */
+  for (;;) {
+    c = getopt_long(argc, argv, short_opts, long_opts, NULL);
+    if (c != -1) {
+      r = handle_opt(c, cfg, &main);
+      if (r != 0)
+        return r;
+      continue;
+    }
+    if (optind >= argc || main.plugin)
+      break;
+    if (main.path) {
+      fprintf(stderr, "qnbd: too many arguments (one FILE expected)\n");
+      return -1;
+    }
+    main.path = argv[optind++];
   }
   if (main.plugin) {
     main.plugin_argc = argc - optind;
     main.plugin_argv = argv + optind;
-  } else if (optind == argc - 1) {
-    main.path = argv[optind];
-  } else if (optind < argc) {
-    fprintf(stderr, "qnbd: too many arguments (one FILE expected)\n");
-    return -1;
   }
   cfg->exports.ptr[0] = main;
   return check_config(cfg);

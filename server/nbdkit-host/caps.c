@@ -71,8 +71,9 @@ static int host_write_caps(struct host_handle *hh, struct backend_caps *c)
   /* Without (or refused) native zero the server writes zeroes. */
   c->can_zero =
       r && has_zero ? BACKEND_SUPPORT_NATIVE : BACKEND_SUPPORT_EMULATE;
-  r = host_ask(hh, p->can_fast_zero,
-               c->can_zero == BACKEND_SUPPORT_EMULATE || !p->zero);
+  /* nbdkit 1.32 defaults to fast zero exactly when there is no v2
+   * zero (the reference's "Defaults"), even if can_zero says no. */
+  r = host_ask(hh, p->can_fast_zero, !p->zero);
   if (r < 0)
     return r;
   c->can_fast_zero = r;
