@@ -127,8 +127,15 @@ int host_handle_caps(struct host_handle *hh, struct backend_caps *caps)
 
   /* Asked once per handle and cached, as nbdkit does per connection. */
   pthread_mutex_lock(&hh->caps_lock);
-  if (!hh->caps_known && (r = host_compute_caps(hh, &hh->caps)) == 0)
+  if (!hh->caps_known && (r = host_compute_caps(hh, &hh->caps)) == 0) {
+    const struct backend_caps *c = &hh->caps;
     hh->caps_known = true;
+    log_debug("%s: write=%d flush=%d trim=%d zero=%d fast_zero=%d fua=%d "
+              "multi_conn=%d cache=%d extents=%d rotational=%d",
+              hh->conn.hp->name, c->can_write, c->can_flush, c->can_trim,
+              c->can_zero, c->can_fast_zero, c->can_fua, c->can_multi_conn,
+              c->can_cache, c->can_extents, c->is_rotational);
+  }
   if (r == 0)
     *caps = hh->caps;
   pthread_mutex_unlock(&hh->caps_lock);

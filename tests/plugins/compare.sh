@@ -1,0 +1,80 @@
+# Helpers for tests/interop/nbdkit-*.sh: serve one nbdkit plugin under
+# real nbdkit and under qnbd with the same parameters, and compare what
+# clients see.  Source after tests/lib.sh.
+
+PLUGINS=$QNBD_BUILD/tests/plugins
+PLUGINDIR=$(pkg-config --variable=plugindir nbdkit 2>/dev/null ||
+  echo /usr/lib/x86_64-linux-gnu/nbdkit/plugins)
+NBD_PY=/usr/bin/python3
+
+# start_nbdkit ARGS...: real nbdkit on $TMP/nbdkit.sock (URI $NK_URI).
+start_nbdkit() {
+  NK_SOCK=$TMP/nbdkit.sock
+  NK_URI="nbd+unix:///?socket=$NK_SOCK"
+  rm -f "$NK_SOCK"
+  nbdkit -f -U "$NK_SOCK" "$@" >>"$TMP/nbdkit.log" 2>&1 &
+  NK_PID=$!
+  _pids+=("$NK_PID")
+  wait_for_socket "$NK_SOCK"
+}
+
+stop_nbdkit() {
+  kill -TERM "$NK_PID"
+  wait "$NK_PID" 2>/dev/null || true
+}
+
+# serve_both PLUGIN ARGS...: the plugin under nbdkit ($NK_URI) and
+# under qnbd ($URI).
+serve_both() {
+  start_nbdkit "$@"
+  start_qnbd --plugin "$@"
+}
+
+# info_summary URI: size and flags as nbdinfo reports them.  Not
+# can_fast_zero: qnbd always advertises it and fails fast itself.
+info_summary() {
+  nbdinfo --json "$1" | "$NBD_PY" -c '
+import json, sys
+e = json.load(sys.stdin)["exports"][0]
+for k in ("export-size", "is_read_only", "is_rotational", "can_flush",
+          "can_fua", "can_trim", "can_zero",
+          "can_multi_conn", "can_cache", "can_df"):
+    print(k, e.get(k))
+print("base:allocation", "base:allocation" in e.get("contexts", []))'
+}
+
+same_info() {
+  info_summary "$NK_URI" >"$TMP/nk.info"
+  info_summary "$URI" >"$TMP/q.info"
+  diff -u "$TMP/nk.info" "$TMP/q.info" || fail "nbdinfo differs ($*)"
+}
+
+# same_bytes: every byte of the export is the same under both servers.
+same_bytes() {
+  rm -f "$TMP/nk.img" "$TMP/q.img"
+  nbdcopy -- "$NK_URI" "$TMP/nk.img"
+  nbdcopy -- "$URI" "$TMP/q.img"
+  cmp "$TMP/nk.img" "$TMP/q.img" || fail "contents differ ($*)"
+}
+
+# same_map: qemu-img map shows the same extents under both servers.
+same_map() {
+  qemu-img map --output=json -f raw "$NK_URI" >"$TMP/nk.map"
+  qemu-img map --output=json -f raw "$URI" >"$TMP/q.map"
+  diff -u "$TMP/nk.map" "$TMP/q.map" || fail "qemu-img map differs ($*)"
+}
+
+# client_errno URI PYTHON-STATEMENT: run it on a connected handle h and
+# print the errno name it failed with ("OK" if it did not fail).
+client_errno() {
+  "$NBD_PY" - "$1" "$2" <<'PY'
+import errno, nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+try:
+    exec(sys.argv[2])
+    print("OK")
+except nbd.Error as ex:
+    print(errno.errorcode.get(ex.errno, ex.errno))
+PY
+}
