@@ -2,8 +2,9 @@
 # Throughput benchmark: qnbd against qemu-nbd and nbdkit serving the same
 # image over TCP 127.0.0.1, driven by fio's nbd engine; see README.md.
 #
-# usage: bench.sh [--quick] [--rows raw[,qcow2]] [--servers qnbd,qemu-nbd,nbdkit]
-#                 [--runtime SECONDS] [--rounds N] [--size SIZE] [--out FILE]
+# usage: bench.sh [--quick] [--rows raw[,qcow2]]
+#                 [--servers qnbd,qemu-nbd,nbdkit] [--runtime SECONDS]
+#                 [--rounds N] [--size SIZE] [--out FILE]
 #
 # A "row set" (--rows) is a shell function rows_NAME that prepares its
 # images and declares its rows with add_row; the runner below knows nothing
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '5,6p' "$0" | sed 's/^# //'
+  sed -n '5,7p' "$0" | sed 's/^# //'
   exit "${1:-2}"
 }
 
@@ -57,7 +58,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${QNBD:-}" ]; then
   if [[ ",$servers," == *,qnbd,* ]]; then
     # shellcheck disable=SC2012 # build dir names are ours, plain
-    QNBD=$(ls -t "$here"/../../build/*/server/qnbd 2>/dev/null | head -n1 || true)
+    QNBD=$(ls -t "$here"/../../build/*/server/qnbd 2>/dev/null | head -n1 ||
+      true)
     [ -n "$QNBD" ] || { echo "bench.sh: set QNBD=/path/to/qnbd" >&2; exit 2; }
     QNBD=$(realpath "$QNBD")
   else
@@ -289,7 +291,8 @@ run_one() {
     return
   fi
   printf '%s\t%s\t%s\tok\t%s\n' "$id" "$srv" "$round" "$res" >>"$RESULTS"
-  log "[$round/$rounds] $id $srv: $(awk '{printf "%.0f IOPS %.1f MB/s", $1, $2/1e6}' <<<"$res")"
+  log "[$round/$rounds] $id $srv:" \
+    "$(awk '{printf "%.0f IOPS %.1f MB/s", $1, $2 / 1e6}' <<<"$res")"
 }
 
 versions() {
@@ -305,7 +308,8 @@ versions() {
       "$(dirname "$(dirname "$QNBD")")/CMakeCache.txt" 2>/dev/null || true)
     echo "BENCH_ENV qnbd=$QNBD build_type=${v:-unknown}"
     case $v in Release | RelWithDebInfo) ;;
-    *) log "note: qnbd is a '${v:-unknown}' build; use the release preset for real figures" ;;
+    *) log "note: qnbd is a '${v:-unknown}' build;" \
+      "use the release preset for real figures" ;;
     esac
   fi
 }

@@ -5,8 +5,9 @@ Not a test on its own (tests/bench/CMakeLists.txt registers bench.sh only).
 
   report.py parse FIO.json RW          -> "IOPS BW_BYTES" of the one job
   report.py probe URI RAW              -> exit 0 if the export shows RAW's data
-  report.py summary ROWS RESULTS N     -> tables and BENCH lines; exit 1 unless
-                                          every server completed every row N times
+  report.py summary ROWS RESULTS N     -> tables and BENCH lines; exit 1
+                                          unless every server completed every
+                                          row N times
 """
 import json
 import statistics
@@ -19,7 +20,7 @@ def parse(path, rw):
         job = json.load(f)["jobs"][0]
     side = job["read" if rw in ("read", "randread") else "write"]
     if job.get("error", 0) != 0 or side["io_bytes"] <= 0:
-        sys.exit(f"fio job error {job.get('error')} io_bytes {side['io_bytes']}")
+        sys.exit(f"fio error {job.get('error')} io_bytes {side['io_bytes']}")
     print(f"{side['iops']:.1f}\t{side['bw_bytes']}")
 
 
@@ -71,13 +72,15 @@ def summary(rows_path, results_path, nrounds):
         for s in servers:
             got = runs.get((rid, s), [])
             if len(got) != nrounds:
-                missing.append(f"{rid}:{s}:{','.join(failed.get((rid, s), ['missing']))}")
+                why = ",".join(failed.get((rid, s), ["missing"]))
+                missing.append(f"{rid}:{s}:{why}")
             if got:
                 med[rid, s] = medians(got)
 
     print(f"\nMedians of {nrounds} interleaved run(s); fio nbd engine, one"
           " connection, TCP 127.0.0.1.")
-    print("MB/s = 10^6 bytes/s.  ratio = qnbd / that server (> 1: qnbd is faster).")
+    print("MB/s = 10^6 bytes/s.  ratio = qnbd / that server"
+          " (> 1: qnbd is faster).")
     peers = []
     current = None
     for rid, servers, desc in rows:
@@ -107,7 +110,7 @@ def summary(rows_path, results_path, nrounds):
                          f" mbps={mbps:.1f} runs={n} spread_pct={spread:.1f}")
 
     if peers and any(s == "qnbd" for _, srv, _ in rows for s in srv):
-        print("\nqnbd / peer (same ratio for IOPS and MB/s: the block size is fixed)")
+        print("\nqnbd / peer (the same for IOPS and MB/s: fixed block size)")
         print(f"  {'row':<30}" + "".join(f" {p:>9}" for p in peers))
         for rid, servers, _ in rows:
             cells = []
