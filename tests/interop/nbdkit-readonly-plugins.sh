@@ -23,3 +23,9 @@ check sparse-random size=16M seed=7 percent=20
 start_qnbd --plugin pattern size=1M
 got=$(nbdsh -u "$URI" -c 'print(h.pread(8, 4096).hex())')
 [ "$got" = 0000000000001000 ] || fail "pattern at 4096: $got"
+stop_qnbd
+
+# sparse-random checks that what is written equals what it generates:
+# copying the disk onto itself through qnbd must succeed.
+start_qnbd --plugin sparse-random size=64M seed=3
+nbdcopy -- "$URI" "$URI" || fail "sparse-random: nbdcopy onto itself"
