@@ -115,6 +115,11 @@ struct backend_ops {
   /* Data: pread is required; the others as caps() says. */
   int (*pread)(void *h, void *buf, uint64_t count, uint64_t offset,
                uint32_t flags);
+  /* Optional fast path: pread that never waits for I/O (data in the
+   * page cache or in memory), returning -EAGAIN when it would.  The
+   * server calls it on its event loop, for BACKEND_PARALLEL backends
+   * only, and falls back to pread on a worker after -EAGAIN. */
+  int (*pread_nowait)(void *h, void *buf, uint64_t count, uint64_t offset);
   int (*pwrite)(void *h, const void *buf, uint64_t count, uint64_t offset,
                 uint32_t flags);
   int (*flush)(void *h, uint32_t flags);

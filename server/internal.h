@@ -117,6 +117,8 @@ struct server {
   uv_signal_t sig_int, sig_term;
   uv_async_t shutdown_async;
   uv_timer_t shutdown_timer;
+  uv_check_t flush_check;  /* sends queued replies (output.c) */
+  struct conn *flush_list; /* connections with queued replies */
 };
 
 /* Begin a graceful shutdown (loop thread). */
@@ -207,6 +209,9 @@ struct conn {
   uv_shutdown_t shutdown_req;
   bool disc; /* DISC received or fatal error: close when idle */
   struct request *free_reqs;
+  struct request *outq_head, *outq_tail; /* replies to send */
+  bool out_pending;                      /* on srv->flush_list */
+  struct conn *flush_next;
 };
 
 /* Accept a new connection on server socket (listener) or adopt fd. */
@@ -275,6 +280,7 @@ uint16_t handshake_tflags(const struct conn *c);
 struct request {
   struct conn *c;
   struct request *next_free;
+  struct request *next_out; /* output queue */
   uv_work_t work;
   uv_write_t wreq;
   uint16_t flags, type;
@@ -299,6 +305,13 @@ int transmission_request(struct conn *c, const char *hdr);
 void transmission_payload_done(struct conn *c, struct request *r);
 void request_free_all(struct conn *c);
 void request_release(struct conn *c, struct request *r);
+
+/* ---- output.c: batched reply sending ---- */
+
+void output_init(struct server *srv);
+/* Queue r's reply; it goes out before the loop sleeps again, and
+ * conn_request_done(c, r) runs once it is written (or dropped). */
+void output_queue(struct conn *c, struct request *r);
 
 /* ---- reply.c: reply encoding (worker or loop thread) ---- */
 

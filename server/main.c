@@ -127,6 +127,7 @@ static int setup_loop(struct server *srv)
   uv_async_init(srv->loop, &srv->shutdown_async, on_shutdown_async);
   srv->shutdown_async.data = srv;
   uv_timer_init(srv->loop, &srv->shutdown_timer);
+  output_init(srv);
   srv->shutdown_timer.data = srv;
   return 0;
 }

@@ -216,27 +216,12 @@ static void request_work(uv_work_t *w)
   worker_set_current(NULL);
 }
 
-static void on_reply_written(uv_write_t *w, int status)
-{
-  struct request *r = w->data;
-  conn_request_done(r->c, r);
-}
-
 static void send_reply(struct request *r)
 {
-  struct conn *c = r->c;
-  int e;
-
-  if (!r->send_reply || c->closing_handles) {
-    conn_request_done(c, r);
-    return;
-  }
-  r->wreq.data = r;
-  e = uv_write(&r->wreq, conn_out(c), r->iov, r->niov, on_reply_written);
-  if (e < 0) {
-    log_debug("write: %s", uv_strerror(e));
-    conn_request_done(c, r);
-  }
+  if (!r->send_reply || r->c->closing_handles)
+    conn_request_done(r->c, r);
+  else
+    output_queue(r->c, r);
 }
 
 static void request_after_work(uv_work_t *w, int status)
@@ -252,6 +237,28 @@ static void request_after_work(uv_work_t *w, int status)
   send_reply(r);
 }
 
+/* Reads whose data is at hand complete on the loop without a trip
+ * through the worker pool (the backend promises not to block). */
+static bool try_read_inline(struct conn *c, struct request *r)
+{
+  const struct backend *b = c->exp->backend;
+  int e;
+
+  if (!b->ops->pread_nowait || b->thread_model != BACKEND_PARALLEL)
+    return false;
+  e = b->ops->pread_nowait(c->handle, r->buf, r->count, r->offset);
+  if (e == -EAGAIN)
+    return false;
+  if (e < 0) {
+    r->err = (int)reply_errno(e);
+    r->errmsg = strerror(-e);
+  }
+  if (reply_build(r) < 0)
+    r->send_reply = false;
+  send_reply(r);
+  return true;
+}
+
 static void dispatch(struct conn *c, struct request *r)
 {
   if (r->err) {
@@ -261,6 +268,8 @@ static void dispatch(struct conn *c, struct request *r)
     send_reply(r);
     return;
   }
+  if (r->type == CMD_READ && try_read_inline(c, r))
+    return;
   r->work.data = r;
   uv_queue_work(c->srv->loop, &r->work, request_work, request_after_work);
 }
