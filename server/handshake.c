@@ -158,7 +158,9 @@ static int opt_extended(struct conn *c, uint32_t len, struct opt_out *o)
 static int handshake_option(struct conn *c, uint32_t opt, const char *data,
                             uint32_t len, struct opt_out *o)
 {
-  if (c->srv->shutting_down && opt != OPT_ABORT)
+  /* Read on a worker while the loop may set it. */
+  if (__atomic_load_n(&c->srv->shutting_down, __ATOMIC_RELAXED) &&
+      opt != OPT_ABORT)
     return opt_reply_err(o, opt, REP_ERR_SHUTDOWN, "server shutting down");
   switch (opt) {
   case OPT_EXPORT_NAME:

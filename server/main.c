@@ -39,7 +39,7 @@ void server_shutdown(struct server *srv)
 {
   if (srv->shutting_down)
     return;
-  srv->shutting_down = true;
+  __atomic_store_n(&srv->shutting_down, true, __ATOMIC_RELAXED);
   log_info("shutting down");
   listen_stop(srv);
   uv_close((uv_handle_t *)&srv->sig_int, NULL);
