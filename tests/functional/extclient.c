@@ -79,6 +79,7 @@ struct ec_conn {
   uint64_t cookie;
   uint64_t size;
   uint16_t tflags;
+  uint32_t min_block;
   uint32_t ctx_id;
   int failures;
 };
@@ -259,6 +260,9 @@ static int ec_opt(struct ec_conn *c, uint32_t opt, const void *data,
       c->size = load_be64(p + 2);
       c->tflags = load_be16(p + 10);
     }
+    if (opt == EC_OPT_GO && type == EC_REP_INFO && plen == 14 &&
+        load_be16(p) == EC_INFO_BLOCK_SIZE)
+      c->min_block = load_be32(p + 2);
     free(p);
     if (type == EC_REP_ACK || (type & EC_REP_ERR_BIT)) {
       *final = type;
@@ -710,8 +714,10 @@ int main(int argc, char **argv)
             c.size, c.tflags);
     goto out;
   }
+  /* An unaligned write only if the server allows it (we asked for
+   * NBD_INFO_BLOCK_SIZE, so we must honour its minimum). */
   if ((r = ec_write_read(&c, res, 4 * EC_GiB + 4096, 1)) < 0 ||
-      (r = ec_write_read(&c, res, 100, 2)) < 0 ||
+      (r = ec_write_read(&c, res, c.min_block <= 1 ? 100 : 8192, 2)) < 0 ||
       (r = ec_zero_64(&c, res)) < 0 || (r = ec_block_status(&c, res)) < 0 ||
       (r = ec_errors(&c, res)) < 0 || (r = ec_trim_flush_disc(&c, res)) < 0)
     goto out;

@@ -69,9 +69,20 @@ def list_raw(d):
             eq_rep(t, REP_ACK, "INFO " + name)
             eq(struct.unpack(">QH", info[INFO_EXPORT])[0], size,
                "size of " + name)
+        t, info = r.go("b", [INFO_NAME], opt=OPT_INFO)
+        eq(info.get(INFO_NAME, b"b"), b"b", "canonical name of b")
+        # Contexts selected for "b" do not carry over to "a": "A client
+        # MUST NOT send NBD_CMD_BLOCK_STATUS unless ... SET_META_CONTEXT
+        # ... with the same export name used to enter transmission".
+        eq_rep(r.structured_reply(), REP_ACK, "STRUCTURED_REPLY")
+        t, ctx = r.set_meta("b", ["base:allocation"])
+        eq_rep(t, REP_ACK, "SET_META_CONTEXT for b")
         t, _ = r.go("a")
         eq_rep(t, REP_ACK, "GO a")
         eq(r.size, A_SIZE, "GO a size")
+        err, _ = r.cmd(CMD_BLOCK_STATUS, 0, 4096)
+        eq(err, EINVAL, "BLOCK_STATUS on a with contexts set for b")
+        eq(r.read(0, 512), (0, bytes(512)), "read a")
 
 
 def test_list_libnbd():
