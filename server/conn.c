@@ -162,7 +162,6 @@ void conn_close_when_idle(struct conn *c)
   conn_drop_payload(c);
   c->disc = true;
   c->state = CS_CLOSING;
-  c->rpos = c->rlen = 0;
   uv_timer_stop(&c->handshake_timer);
   conn_update_reading(c);
   conn_maybe_finish(c);
