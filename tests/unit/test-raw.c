@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -465,6 +467,93 @@ static void test_readonly(void)
   b->ops->destroy(b);
 }
 
+/* Attach file to a free loop device that goes away when its last fd
+ * closes (LO_FLAGS_AUTOCLEAR).  Returns an open fd and the device path,
+ * or -1 when loop devices are not available here. */
+static int attach_loop(const char *file, char dev[static PATH_LEN])
+{
+  int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  int ffd = open(file, O_RDWR | O_CLOEXEC);
+  int lfd = -1;
+
+  CHECK(ffd >= 0);
+  /* Another process may grab the same free device: try again. */
+  for (int tries = 0; ctl >= 0 && lfd < 0 && tries < 5; tries++) {
+    int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (n < 0)
+      break;
+    snprintf(dev, PATH_LEN, "/dev/loop%d", n);
+    lfd = open(dev, O_RDWR | O_CLOEXEC);
+    if (lfd < 0)
+      break;
+    struct loop_config cfg = {.fd = (uint32_t)ffd};
+    cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    if (ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0) {
+      close(lfd);
+      lfd = -1;
+      if (errno != EBUSY)
+        break;
+    }
+  }
+  if (ctl >= 0)
+    close(ctl);
+  close(ffd);
+  return lfd;
+}
+
+/* A block device: BLKGETSIZE64, all-data extents, zeroing through
+ * PUNCH_HOLE, ZERO_RANGE, BLKZEROOUT and written zeroes. */
+static void test_block_device(void)
+{
+  char file[PATH_LEN], dev[PATH_LEN];
+  struct backend *b;
+  struct extents e;
+  uint64_t size;
+  void *h;
+  int lfd;
+
+  make_file(file, tmpdir, "loop", FILE_SIZE);
+  lfd = attach_loop(file, dev);
+  if (lfd < 0) {
+    printf("# no loop device (%s): skipping the block device test\n",
+           strerror(errno));
+    return;
+  }
+  CHECK_OK(raw_backend_new(dev, false, &b));
+  close(lfd); /* the backend's fd keeps the device attached */
+  CHECK_OK(b->ops->open(b, NULL, &h));
+  CHECK_OK(b->ops->get_size(h, &size));
+  CHECK_EQ(size, FILE_SIZE);
+  write_pattern(b, h, 0, 4 * MiB, 13);
+  check_intact(b, h, 0, 13, 0, 4 * MiB);
+  query(b, h, 0, FILE_SIZE, 0, &e);
+  CHECK_EQ(e.v.len, 1);
+  CHECK_EQ(e.v.ptr[0].length, FILE_SIZE);
+  CHECK_EQ(e.v.ptr[0].flags, 0);
+  extents_free(&e);
+
+  /* ZERO_RANGE and BLKZEROOUT may write zeroes in the kernel: not fast. */
+  CHECK_ERR(b->ops->zero(h, 64 * KiB, MiB, BACKEND_FLAG_FAST_ZERO), ENOTSUP);
+  check_intact(b, h, 0, 13, MiB, 64 * KiB);
+  CHECK_OK(b->ops->zero(h, 64 * KiB, MiB, 0));
+  check_zeroed(b, h, 0, 13, MiB, 64 * KiB);
+  CHECK_OK(b->ops->zero(h, 64 * KiB, 2 * MiB,
+                        BACKEND_FLAG_MAY_TRIM | BACKEND_FLAG_FAST_ZERO));
+  check_zeroed(b, h, 0, 13, 2 * MiB, 64 * KiB);
+  CHECK_OK(b->ops->trim(h, 64 * KiB, 3 * MiB, BACKEND_FLAG_FUA));
+  check_intact(b, h, 0, 13, 3 * MiB - 4096, 4096);
+  check_intact(b, h, 0, 13, 3 * MiB + 64 * KiB, 4096);
+
+  /* BLKZEROOUT (aligned), then written zeroes (unaligned). */
+  raw_disable_features(b, RAW_NO_PUNCH_HOLE | RAW_NO_ZERO_RANGE);
+  CHECK_OK(b->ops->zero(h, 128 * KiB, 512 * KiB, BACKEND_FLAG_MAY_TRIM));
+  check_zeroed(b, h, 0, 13, 512 * KiB, 128 * KiB);
+  CHECK_OK(b->ops->zero(h, 3001, 1536 * KiB + 7, BACKEND_FLAG_FUA));
+  check_zeroed(b, h, 0, 13, 1536 * KiB + 7, 3001);
+  CHECK_OK(b->ops->flush(h, 0));
+  b->ops->destroy(b);
+}
+
 int main(void)
 {
   const char *t = getenv("TMPDIR");
@@ -480,5 +569,6 @@ int main(void)
   RUN(test_zero_fallback);
   RUN(test_zero_tmpfs);
   RUN(test_readonly);
+  RUN(test_block_device);
   return 0;
 }
