@@ -1,0 +1,142 @@
+/* The qcow2 engine's public interface: open an image (and its backing
+ * chain), read it, ask for block status, dirty bitmaps and the
+ * information qnbd-img prints.  No NBD knowledge lives here.
+ *
+ * Concurrency: every function may be called from any number of threads
+ * at once on the same image (reads take only shared locks on cached
+ * metadata tables; no lock is held across data I/O).
+ *
+ * Part 1 of the engine is read-only: an image is always opened with
+ * O_RDONLY and qcow2_is_writable() is false.  The write side (part 2)
+ * extends this header with qcow2_pwrite / qcow2_zero / qcow2_discard /
+ * qcow2_flush, built on the same per-table locks of the metadata cache
+ * (an exclusive lock on one L2 slice while its entries change) and an
+ * asynchronous host-cluster allocator.
+ */
+#ifndef QNBD_CORE_QCOW2_H
+#define QNBD_CORE_QCOW2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct backend;
+
+/* How to open an image.  A zeroed struct means: read-only, the active
+ * image (no snapshot), the default metadata cache. */
+struct qcow2_open_opts {
+  bool readonly;        /* serve read-only (always true in part 1) */
+  const char *snapshot; /* internal snapshot to serve, by id or name */
+  uint64_t cache_size;  /* metadata cache in bytes; 0: the default,
+                           which maps min(virtual size, 64 GiB) */
+};
+
+/* One image of a chain: a qcow2 file or a raw file used as backing. */
+struct qcow2_image;
+
+int qcow2_open(const char *path, const struct qcow2_open_opts *opts,
+               struct qcow2_image **out);
+void qcow2_close(struct qcow2_image *img);
+
+/* Virtual size in bytes (of the snapshot when one is served). */
+uint64_t qcow2_size(const struct qcow2_image *img);
+bool qcow2_is_writable(const struct qcow2_image *img);
+/* The next image of the backing chain, or NULL. */
+const struct qcow2_image *qcow2_backing(const struct qcow2_image *img);
+
+/* Read [offset, offset+count); the range must lie within the size.
+ * Returns 0 or a negative errno (-EIO, logged with the offending
+ * offset, when a metadata table is corrupt). */
+int qcow2_pread(struct qcow2_image *img, void *buf, uint64_t count,
+                uint64_t offset);
+
+/* Load the metadata mapping [offset, offset+count) into the cache and
+ * ask the kernel to read ahead its data (NBD_CMD_CACHE). */
+int qcow2_prefetch(struct qcow2_image *img, uint64_t count, uint64_t offset);
+
+/* Block status flags, with QEMU's meaning (block/io.c). */
+#define QCOW2_BS_DATA         1u /* reads from data (not synthesised) */
+#define QCOW2_BS_ZERO         2u /* reads as zeroes */
+#define QCOW2_BS_PRESENT      4u /* allocated in the layer that answered */
+#define QCOW2_BS_OFFSET_VALID 8u /* host_offset / file are meaningful */
+
+struct qcow2_status {
+  uint64_t length;      /* of the run starting at the query offset */
+  unsigned flags;       /* QCOW2_BS_* */
+  unsigned depth;       /* 0: the top image, 1: its backing ... */
+  uint64_t host_offset; /* with QCOW2_BS_OFFSET_VALID */
+  const char *file;     /* the file host_offset is in */
+};
+
+/* Status of the run starting at offset (at most count bytes) through the
+ * backing chain, as `qemu-img map` computes it: the first layer whose
+ * answer says data or zero answers. */
+int qcow2_block_status(struct qcow2_image *img, uint64_t offset, uint64_t count,
+                       struct qcow2_status *st);
+
+/* qemu:allocation-depth: *depth is 0 when no layer allocates the run,
+ * 1 when the top image does, 2 for its backing file ... */
+int qcow2_allocation_depth(struct qcow2_image *img, uint64_t offset,
+                           uint64_t count, uint64_t *len, unsigned *depth);
+
+/* Persistent dirty bitmaps (qcow2 "bitmaps" extension). */
+#define QCOW2_BITMAP_IN_USE 1u /* not saved consistently: not served */
+#define QCOW2_BITMAP_AUTO   2u
+struct qcow2_bitmap_info {
+  const char *name;
+  uint32_t flags; /* QCOW2_BITMAP_* */
+  uint64_t granularity;
+};
+
+/* The dirty state of the run starting at offset in bitmap index idx of
+ * qcow2_get_info()->bitmaps.  -EINVAL for an in-use bitmap. */
+int qcow2_bitmap_status(struct qcow2_image *img, size_t idx, uint64_t offset,
+                        uint64_t count, uint64_t *len, bool *dirty);
+
+struct qcow2_snapshot_info {
+  const char *id, *name;
+  uint64_t vm_state_size;
+  uint32_t date_sec, date_nsec;
+  uint64_t vm_clock_nsec;
+  bool has_icount;
+  uint64_t icount;
+  bool has_disk_size;
+  uint64_t disk_size;
+};
+
+/* What `qemu-img info` reports about one image of a chain. */
+struct qcow2_info {
+  const char *filename; /* as named by the user or the overlay */
+  const char *format;   /* "qcow2" or "raw" */
+  uint64_t virtual_size;
+  uint64_t actual_size; /* allocated bytes of the file */
+  /* The rest is for qcow2 images only. */
+  uint32_t version;
+  uint32_t cluster_size;
+  uint32_t refcount_bits;
+  uint64_t incompatible_features, compatible_features, autoclear_features;
+  bool dirty, corrupt, lazy_refcounts, extended_l2;
+  const char *compression;           /* "zlib" or "zstd" */
+  const char *backing_file;          /* as stored, or NULL */
+  const char *backing_format;        /* from the extension, or NULL */
+  const char *full_backing_filename; /* resolved path, or NULL */
+  const char *data_file;             /* external data file, or NULL */
+  bool data_file_raw;
+  size_t nb_snapshots;
+  const struct qcow2_snapshot_info *snapshots;
+  size_t nb_bitmaps;
+  const struct qcow2_bitmap_info *bitmaps;
+};
+
+const struct qcow2_info *qcow2_get_info(const struct qcow2_image *img);
+
+/* True when the file at path starts with the qcow2 magic. */
+bool qcow2_probe(const char *path);
+
+/* The qnbd backend serving a qcow2 image (core/backend.h):
+ * thread model parallel, read-only for now, base:allocation plus
+ * qemu:allocation-depth and qemu:dirty-bitmap:NAME contexts. */
+int qcow2_backend_new(const char *path, const struct qcow2_open_opts *opts,
+                      struct backend **out);
+
+#endif
