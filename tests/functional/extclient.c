@@ -8,301 +8,33 @@
  * prints one "FAIL" line. */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "extclient.h"
 #include "util/endian.h"
 
-/* Wire constants, from the spec's "Values" section. */
-#define EC_NBDMAGIC        UINT64_C(0x4e42444d41474943)
-#define EC_IHAVEOPT        UINT64_C(0x49484156454F5054)
-#define EC_OPT_REPLY_MAGIC UINT64_C(0x3e889045565a9)
-#define EC_EXT_REQ_MAGIC   0x21e41c71u
-#define EC_EXT_REPLY_MAGIC 0x6e8a278cu
-
-#define EC_FLAG_FIXED_NEWSTYLE 1u
-#define EC_FLAG_NO_ZEROES      2u
-
-#define EC_OPT_GO               7u
-#define EC_OPT_STRUCTURED_REPLY 8u
-#define EC_OPT_SET_META_CONTEXT 10u
-#define EC_OPT_EXTENDED_HEADERS 11u
-
-#define EC_REP_ACK          1u
-#define EC_REP_INFO         3u
-#define EC_REP_META_CONTEXT 4u
-#define EC_REP_ERR_BIT      0x80000000u
-
-#define EC_INFO_EXPORT     0u
-#define EC_INFO_BLOCK_SIZE 3u
-
-#define EC_CMD_READ         0u
-#define EC_CMD_WRITE        1u
-#define EC_CMD_DISC         2u
-#define EC_CMD_FLUSH        3u
-#define EC_CMD_TRIM         4u
-#define EC_CMD_WRITE_ZEROES 6u
-#define EC_CMD_BLOCK_STATUS 7u
-
-#define EC_CMD_FLAG_REQ_ONE     (1u << 3)
-#define EC_CMD_FLAG_PAYLOAD_LEN (1u << 5)
-
-#define EC_TF_SEND_FLUSH        (1u << 2)
-#define EC_TF_SEND_TRIM         (1u << 5)
-#define EC_TF_SEND_WRITE_ZEROES (1u << 6)
-
-#define EC_REPLY_FLAG_DONE       1u
-#define EC_TYPE_NONE             0u
-#define EC_TYPE_OFFSET_DATA      1u
-#define EC_TYPE_OFFSET_HOLE      2u
-#define EC_TYPE_BLOCK_STATUS     5u
-#define EC_TYPE_BLOCK_STATUS_EXT 6u
-#define EC_TYPE_ERROR_BIT        0x8000u
-
-#define EC_STATE_ZERO 2u
-#define EC_EINVAL     22u
-
-#define EC_GiB       (UINT64_C(1) << 30)
-#define EC_MAX_EXT   4096
-#define EC_MAX_CHUNK (UINT64_C(64) << 20)
-
-struct ec_conn {
-  int fd;
-  uint64_t cookie;
-  uint64_t size;
-  uint16_t tflags;
-  uint32_t min_block;
-  uint32_t ctx_id;
-  int failures;
-};
-
-struct ec_extent {
-  uint64_t length;
-  uint32_t flags;
-};
-
-/* Everything one request's reply chunks said. */
-struct ec_result {
-  uint32_t error;        /* first error chunk's value, 0 if none */
-  uint8_t *buf;          /* READ: where content chunks land */
-  uint64_t covered;      /* READ: bytes covered by content chunks */
-  unsigned status_types; /* bitmask of 1 << status chunk type seen */
-  int status_chunks;
-  size_t n_ext;
-  struct ec_extent ext[EC_MAX_EXT];
-};
-
-static void ec_fail(struct ec_conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void ec_fail(struct ec_conn *c, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start(ap, fmt);
-  fputs("FAIL: ", stdout);
-  vprintf(fmt, ap);
-  putchar('\n');
-  fflush(stdout);
-  va_end(ap);
-  c->failures++;
-}
-
-#define EC_CHECK(c, cond, ...)                                                 \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      ec_fail((c), __VA_ARGS__);                                               \
-  } while (0)
-
-static int ec_wait(int fd, short events)
-{
-  struct pollfd p = {.fd = fd, .events = events};
-  int r = poll(&p, 1, 10000);
-
-  if (r < 0)
-    return -errno;
-  return r == 0 ? -ETIMEDOUT : 0;
-}
-
-static int ec_write_all(struct ec_conn *c, const void *buf, size_t len)
-{
-  const uint8_t *p = buf;
-
-  while (len > 0) {
-    int r = ec_wait(c->fd, POLLOUT);
-    ssize_t n;
-
-    if (r < 0)
-      return r;
-    n = send(c->fd, p, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -errno;
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-/* Returns 0, -EPIPE on EOF, or another negative errno. */
-static int ec_read_all(struct ec_conn *c, void *buf, size_t len)
-{
-  uint8_t *p = buf;
-
-  while (len > 0) {
-    int r = ec_wait(c->fd, POLLIN);
-    ssize_t n;
-
-    if (r < 0)
-      return r;
-    n = recv(c->fd, p, len, 0);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return -EPIPE;
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-static int ec_connect(struct ec_conn *c, const char *path)
-{
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-  if (strlen(path) >= sizeof sa.sun_path)
-    return -ENAMETOOLONG;
-  strcpy(sa.sun_path, path);
-  c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (c->fd < 0)
-    return -errno;
-  if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-    return -errno;
-  return 0;
-}
-
-/* --- Option haggling ("Fixed newstyle negotiation") --- */
-
-static int ec_send_opt(struct ec_conn *c, uint32_t opt, const void *data,
-                       uint32_t len)
-{
-  uint8_t hdr[16];
-  int r;
-
-  store_be64(hdr, EC_IHAVEOPT);
-  store_be32(hdr + 8, opt);
-  store_be32(hdr + 12, len);
-  r = ec_write_all(c, hdr, sizeof hdr);
-  if (r == 0 && len > 0)
-    r = ec_write_all(c, data, len);
-  return r;
-}
-
-/* One option reply; *payload is malloc'ed (NULL when empty). */
-static int ec_recv_opt_reply(struct ec_conn *c, uint32_t opt, uint32_t *type,
-                             uint8_t **payload, uint32_t *len)
-{
-  uint8_t hdr[20];
-  int r = ec_read_all(c, hdr, sizeof hdr);
-
-  *payload = NULL;
-  if (r < 0)
-    return r;
-  if (load_be64(hdr) != EC_OPT_REPLY_MAGIC || load_be32(hdr + 8) != opt)
-    return -EPROTO;
-  *type = load_be32(hdr + 12);
-  *len = load_be32(hdr + 16);
-  if (*len > (1u << 20))
-    return -EPROTO;
-  if (*len == 0)
-    return 0;
-  *payload = malloc(*len);
-  if (*payload == NULL)
-    return -ENOMEM;
-  r = ec_read_all(c, *payload, *len);
-  if (r < 0) {
-    free(*payload);
-    *payload = NULL;
-  }
-  return r;
-}
-
-/* Send an option and drain its replies; *final is the last reply type. */
-static int ec_opt(struct ec_conn *c, uint32_t opt, const void *data,
-                  uint32_t len, uint32_t *final)
-{
-  int r = ec_send_opt(c, opt, data, len);
-
-  while (r == 0) {
-    uint8_t *p;
-    uint32_t type, plen;
-
-    r = ec_recv_opt_reply(c, opt, &type, &p, &plen);
-    if (r < 0)
-      break;
-    if (opt == EC_OPT_SET_META_CONTEXT && type == EC_REP_META_CONTEXT &&
-        plen == 4 + strlen("base:allocation") &&
-        memcmp(p + 4, "base:allocation", plen - 4) == 0)
-      c->ctx_id = load_be32(p);
-    if (opt == EC_OPT_GO && type == EC_REP_INFO && plen == 12 &&
-        load_be16(p) == EC_INFO_EXPORT) {
-      c->size = load_be64(p + 2);
-      c->tflags = load_be16(p + 10);
-    }
-    if (opt == EC_OPT_GO && type == EC_REP_INFO && plen == 14 &&
-        load_be16(p) == EC_INFO_BLOCK_SIZE)
-      c->min_block = load_be32(p + 2);
-    free(p);
-    if (type == EC_REP_ACK || (type & EC_REP_ERR_BIT)) {
-      *final = type;
-      break;
-    }
-  }
-  return r;
-}
-
+/* The main session's negotiation: STRUCTURED_REPLY first (a client MAY),
+ * then EXTENDED_HEADERS, which takes precedence. */
 static int ec_handshake(struct ec_conn *c, const char *name)
 {
-  uint8_t buf[18 + 4096 + 32];
-  size_t nlen = strlen(name);
   uint32_t final;
-  int r = ec_read_all(c, buf, 18);
+  int r;
 
-  if (r < 0)
-    return r;
-  if (load_be64(buf) != EC_NBDMAGIC || load_be64(buf + 8) != EC_IHAVEOPT ||
-      !(load_be16(buf + 16) & EC_FLAG_FIXED_NEWSTYLE))
-    return -EPROTO;
-  store_be32(buf, EC_FLAG_FIXED_NEWSTYLE |
-                      (load_be16(buf + 16) & EC_FLAG_NO_ZEROES));
-  if ((r = ec_write_all(c, buf, 4)) < 0)
-    return r;
-  if (nlen > 4096)
-    return -ENAMETOOLONG;
-
-  /* STRUCTURED_REPLY first: a client MAY, and EXTENDED_HEADERS then
-   * takes precedence. */
-  if ((r = ec_opt(c, EC_OPT_STRUCTURED_REPLY, NULL, 0, &final)) < 0)
+  if ((r = ec_greet(c)) < 0 ||
+      (r = ec_opt(c, EC_OPT_STRUCTURED_REPLY, NULL, 0, &final)) < 0)
     return r;
   EC_CHECK(c, final == EC_REP_ACK, "STRUCTURED_REPLY: reply %#x", final);
-
   /* "The client MUST NOT send any additional data with the option, and
    * the server SHOULD reject a request that includes data with
    * NBD_REP_ERR_INVALID." */
   if ((r = ec_opt(c, EC_OPT_EXTENDED_HEADERS, "x", 1, &final)) < 0)
     return r;
-  EC_CHECK(c, final == EC_REP_ERR_BIT + 3,
+  EC_CHECK(c, final == EC_REP_ERR_INVALID,
            "EXTENDED_HEADERS with data: reply %#x, expected ERR_INVALID",
            final);
   if ((r = ec_opt(c, EC_OPT_EXTENDED_HEADERS, NULL, 0, &final)) < 0)
@@ -311,186 +43,23 @@ static int ec_handshake(struct ec_conn *c, const char *name)
     ec_fail(c, "EXTENDED_HEADERS: reply %#x, expected ACK", final);
     return -ENOTSUP;
   }
-
-  /* SET_META_CONTEXT: name length, name, 1 query, its length, query. */
-  store_be32(buf, (uint32_t)nlen);
-  memcpy(buf + 4, name, nlen);
-  store_be32(buf + 4 + nlen, 1);
-  store_be32(buf + 8 + nlen, 15);
-  memcpy(buf + 12 + nlen, "base:allocation", 15);
-  c->ctx_id = UINT32_MAX;
-  r = ec_opt(c, EC_OPT_SET_META_CONTEXT, buf, (uint32_t)(27 + nlen), &final);
-  if (r < 0)
+  /* STRUCTURED_REPLY again cannot downgrade: ERR_EXT_HEADER_REQD, or an
+   * ACK after which replies stay extended (checked on every reply). */
+  if ((r = ec_opt(c, EC_OPT_STRUCTURED_REPLY, NULL, 0, &final)) < 0)
+    return r;
+  EC_CHECK(c, final == EC_REP_ACK || final == EC_REP_ERR_EXT_HEADER_REQD,
+           "STRUCTURED_REPLY after EXTENDED_HEADERS: reply %#x", final);
+  if ((r = ec_set_meta(c, name, &final)) < 0)
     return r;
   EC_CHECK(c, final == EC_REP_ACK && c->ctx_id != UINT32_MAX,
            "SET_META_CONTEXT base:allocation: reply %#x", final);
-
-  /* GO: name length, name, 1 info request (BLOCK_SIZE). */
-  store_be16(buf + 4 + nlen, 1);
-  store_be16(buf + 6 + nlen, EC_INFO_BLOCK_SIZE);
-  if ((r = ec_opt(c, EC_OPT_GO, buf, (uint32_t)(8 + nlen), &final)) < 0)
+  if ((r = ec_go(c, name, &final)) < 0)
     return r;
   if (final != EC_REP_ACK) {
     ec_fail(c, "GO: reply %#x", final);
     return -EPROTO;
   }
   return 0;
-}
-
-/* --- Transmission with extended headers --- */
-
-static int ec_send_req(struct ec_conn *c, uint16_t flags, uint16_t type,
-                       uint64_t offset, uint64_t length, const void *payload,
-                       size_t plen)
-{
-  uint8_t hdr[32];
-  int r;
-
-  store_be32(hdr, EC_EXT_REQ_MAGIC);
-  store_be16(hdr + 4, flags);
-  store_be16(hdr + 6, type);
-  store_be64(hdr + 8, ++c->cookie);
-  store_be64(hdr + 16, offset);
-  store_be64(hdr + 24, length);
-  r = ec_write_all(c, hdr, sizeof hdr);
-  if (r == 0 && plen > 0)
-    r = ec_write_all(c, payload, plen);
-  return r;
-}
-
-/* Record one content chunk of a READ reply. */
-static void ec_content(struct ec_conn *c, struct ec_result *res, uint16_t type,
-                       const uint8_t *p, uint64_t len, uint64_t roff,
-                       uint64_t rlen)
-{
-  uint64_t off, n;
-
-  if (len < (type == EC_TYPE_OFFSET_DATA ? 9u : 12u) ||
-      (type == EC_TYPE_OFFSET_HOLE && len != 12)) {
-    ec_fail(c, "content chunk type %u with length %" PRIu64, type, len);
-    return;
-  }
-  off = load_be64(p);
-  n = type == EC_TYPE_OFFSET_DATA ? len - 8 : load_be32(p + 8);
-  if (off < roff || n > rlen || off - roff > rlen - n) {
-    ec_fail(c, "content chunk %" PRIu64 "+%" PRIu64 " outside the request", off,
-            n);
-    return;
-  }
-  if (type == EC_TYPE_OFFSET_DATA)
-    memcpy(res->buf + (off - roff), p + 8, n);
-  else
-    memset(res->buf + (off - roff), 0, n);
-  res->covered += n;
-}
-
-/* Record one status chunk (compact or extended descriptors). */
-static void ec_status(struct ec_conn *c, struct ec_result *res, uint16_t type,
-                      const uint8_t *p, uint64_t len)
-{
-  bool ext = type == EC_TYPE_BLOCK_STATUS_EXT;
-  uint64_t hdr = ext ? 8 : 4, each = ext ? 16 : 8, count, i;
-
-  res->status_types |= 1u << type;
-  res->status_chunks++;
-  if (len < hdr + each || (len - hdr) % each != 0) {
-    ec_fail(c, "status chunk type %u with length %" PRIu64, type, len);
-    return;
-  }
-  count = (len - hdr) / each;
-  EC_CHECK(c, load_be32(p) == c->ctx_id, "status chunk for context %u",
-           load_be32(p));
-  /* "If the descriptor count field contains 0 ... determined solely by
-   * the length field"; otherwise it must match. */
-  if (ext && load_be32(p + 4) != 0)
-    EC_CHECK(c, load_be32(p + 4) == count,
-             "descriptor count %u but %" PRIu64 " descriptors",
-             load_be32(p + 4), count);
-  for (i = 0; i < count && res->n_ext < EC_MAX_EXT; i++) {
-    const uint8_t *d = p + hdr + i * each;
-    struct ec_extent *e = &res->ext[res->n_ext++];
-
-    e->length = ext ? load_be64(d) : load_be32(d);
-    e->flags = load_be32(d + (ext ? 12 : 4));
-    if (ext)
-      EC_CHECK(c, load_be32(d + 8) == 0, "descriptor padding not zero");
-    EC_CHECK(c, e->length != 0, "zero-length extent");
-  }
-}
-
-/* Read one 32-byte extended reply header and its payload, and check the
- * fields that must echo the request. */
-static int ec_recv_chunk(struct ec_conn *c, uint64_t cookie, uint64_t offset,
-                         uint16_t *flags, uint16_t *type, uint8_t **payload,
-                         uint64_t *len)
-{
-  uint8_t hdr[32];
-  int r = ec_read_all(c, hdr, sizeof hdr);
-
-  *payload = NULL;
-  if (r < 0)
-    return r;
-  if (load_be32(hdr) != EC_EXT_REPLY_MAGIC) {
-    ec_fail(c, "reply magic %#x, expected extended 0x6e8a278c", load_be32(hdr));
-    return -EPROTO;
-  }
-  *flags = load_be16(hdr + 4);
-  *type = load_be16(hdr + 6);
-  EC_CHECK(c, load_be64(hdr + 8) == cookie, "reply cookie mismatch");
-  EC_CHECK(c, load_be64(hdr + 16) == offset,
-           "reply offset %" PRIu64 ", request offset %" PRIu64,
-           load_be64(hdr + 16), offset);
-  *len = load_be64(hdr + 24);
-  if (*len > EC_MAX_CHUNK)
-    return -EPROTO;
-  if (*len == 0)
-    return 0;
-  *payload = malloc(*len);
-  if (*payload == NULL)
-    return -ENOMEM;
-  return ec_read_all(c, *payload, *len);
-}
-
-/* One request and every chunk of its reply. */
-static int ec_do(struct ec_conn *c, uint16_t type, uint16_t flags,
-                 uint64_t offset, uint64_t length, const void *payload,
-                 size_t plen, struct ec_result *res)
-{
-  uint8_t *buf = res->buf;
-  uint16_t rflags = 0;
-  int r;
-
-  memset(res, 0, sizeof *res);
-  res->buf = buf;
-  r = ec_send_req(c, flags, type, offset, length, payload, plen);
-  while (r == 0 && !(rflags & EC_REPLY_FLAG_DONE)) {
-    uint16_t rtype;
-    uint8_t *p;
-    uint64_t len;
-
-    r = ec_recv_chunk(c, c->cookie, offset, &rflags, &rtype, &p, &len);
-    if (r < 0) {
-      free(p);
-      break;
-    }
-    if (rtype & EC_TYPE_ERROR_BIT) {
-      if (len >= 6 && res->error == 0)
-        res->error = load_be32(p);
-      EC_CHECK(c, len >= 6 && load_be32(p) != 0, "malformed error chunk");
-    } else if (rtype == EC_TYPE_OFFSET_DATA || rtype == EC_TYPE_OFFSET_HOLE) {
-      if (type == EC_CMD_READ && res->buf != NULL)
-        ec_content(c, res, rtype, p, len, offset, length);
-      else
-        ec_fail(c, "content chunk in reply to command %u", type);
-    } else if (rtype == EC_TYPE_BLOCK_STATUS ||
-               rtype == EC_TYPE_BLOCK_STATUS_EXT) {
-      ec_status(c, res, rtype, p, len);
-    } else if (rtype != EC_TYPE_NONE || len != 0) {
-      ec_fail(c, "unexpected chunk type %u length %" PRIu64, rtype, len);
-    }
-    free(p);
-  }
-  return r;
 }
 
 /* --- The checks --- */
@@ -694,18 +263,179 @@ static int ec_trim_flush_disc(struct ec_conn *c, struct ec_result *res)
   return 0;
 }
 
+#define EC_NPIPE 16
+
+/* Receive every chunk of n requests with cookies first.. (any order,
+ * interleaved) and fold each into rs[cookie - first]. */
+static int ec_collect(struct ec_conn *c, struct ec_result *rs, uint64_t first,
+                      int n, uint16_t cmd, uint64_t base)
+{
+  int done = 0, r = 0;
+
+  while (done < n && r == 0) {
+    struct ec_chunk ch;
+    uint64_t i;
+
+    if ((r = ec_recv_chunk(c, &ch)) < 0)
+      break;
+    i = ch.cookie - first;
+    if (ch.cookie < first || i >= (uint64_t)n) {
+      ec_fail(c, "reply for unknown cookie %" PRIu64, ch.cookie);
+      r = -EPROTO;
+    } else {
+      ec_absorb(c, &rs[i], cmd, base + i * EC_IO, EC_IO, &ch);
+      if (ch.flags & EC_REPLY_FLAG_DONE)
+        done++;
+    }
+    free(ch.payload);
+  }
+  return r;
+}
+
+/* 16 WRITEs in flight, then 16 READs in flight: replies may come in any
+ * order, each must carry its own cookie and offset. */
+static int ec_pipeline(struct ec_conn *c)
+{
+  const uint64_t base = 4 * EC_GiB + 8 * EC_IO;
+  struct ec_result *rs = calloc(EC_NPIPE, sizeof *rs);
+  uint8_t *w = malloc(EC_NPIPE * EC_IO), *rd = calloc(EC_NPIPE, EC_IO);
+  uint64_t first = c->cookie + 1;
+  int r = -ENOMEM, i;
+
+  if (rs == NULL || w == NULL || rd == NULL)
+    goto out;
+  for (i = 0, r = 0; i < EC_NPIPE && r == 0; i++) {
+    ec_fill(w + i * EC_IO, EC_IO, 50 + (uint64_t)i);
+    r = ec_send_req(c, EC_CMD_FLAG_PAYLOAD_LEN, EC_CMD_WRITE,
+                    base + (uint64_t)i * EC_IO, EC_IO, w + i * EC_IO, EC_IO);
+  }
+  if (r < 0 || (r = ec_collect(c, rs, first, EC_NPIPE, EC_CMD_WRITE, base)) < 0)
+    goto out;
+  first = c->cookie + 1;
+  for (i = 0; i < EC_NPIPE; i++) {
+    EC_CHECK(c, rs[i].error == 0, "pipelined WRITE %d: error %u", i,
+             rs[i].error);
+    memset(&rs[i], 0, sizeof rs[i]);
+    rs[i].buf = rd + i * EC_IO;
+    if ((r = ec_send_req(c, 0, EC_CMD_READ, base + (uint64_t)i * EC_IO, EC_IO,
+                         NULL, 0)) < 0)
+      goto out;
+  }
+  if ((r = ec_collect(c, rs, first, EC_NPIPE, EC_CMD_READ, base)) < 0)
+    goto out;
+  for (i = 0; i < EC_NPIPE; i++)
+    EC_CHECK(c, rs[i].error == 0 && rs[i].covered == EC_IO,
+             "pipelined READ %d: error %u", i, rs[i].error);
+  EC_CHECK(c, memcmp(w, rd, EC_NPIPE * EC_IO) == 0,
+           "pipelined READs differ from the WRITEs");
+out:
+  free(rs);
+  free(w);
+  free(rd);
+  return r;
+}
+
+/* Connect and negotiate EXTENDED_HEADERS (only) and GO. */
+static int ec_open_ext(struct ec_conn *c, const char *path, const char *name,
+                       bool meta)
+{
+  uint32_t final;
+  int r;
+
+  if ((r = ec_connect(c, path)) < 0 || (r = ec_greet(c)) < 0 ||
+      (r = ec_opt(c, EC_OPT_EXTENDED_HEADERS, NULL, 0, &final)) < 0)
+    return r;
+  if (final != EC_REP_ACK)
+    return -ENOTSUP;
+  /* Extended headers alone permit SET_META_CONTEXT: "MUST NOT be
+   * requested unless structured replies or extended headers have been
+   * negotiated first". */
+  if (meta && (r = ec_set_meta(c, name, &final)) < 0)
+    return r;
+  if (meta)
+    EC_CHECK(c, final == EC_REP_ACK && c->ctx_id != UINT32_MAX,
+             "SET_META_CONTEXT with only extended headers: reply %#x", final);
+  if ((r = ec_go(c, name, &final)) < 0)
+    return r;
+  return final == EC_REP_ACK ? 0 : -EPROTO;
+}
+
+/* Expect the server to hang up (reading whatever it still sends). */
+static void ec_expect_close(struct ec_conn *c, const char *what)
+{
+  struct ec_chunk ch;
+  int r;
+
+  while ((r = ec_recv_chunk(c, &ch)) == 0)
+    free(ch.payload);
+  EC_CHECK(c, r == -EPIPE || r == -ECONNRESET,
+           "no hard disconnect after %s: %s", what, strerror(-r));
+}
+
+/* A session with extended headers only: BLOCK_STATUS, then a compact
+ * request header, which is bad magic now. */
+static int ec_session_ext_only(const char *path, const char *name,
+                               struct ec_result *res)
+{
+  struct ec_conn c = {.fd = -1};
+  uint8_t hdr[32] = {0};
+  int r;
+
+  if ((r = ec_open_ext(&c, path, name, true)) < 0 ||
+      (r = ec_do(&c, EC_CMD_BLOCK_STATUS, 0, 0, EC_GiB, NULL, 0, res)) < 0)
+    goto out;
+  EC_CHECK(&c,
+           res->error == 0 && res->status_chunks == 1 &&
+               res->status_types == 1u << EC_TYPE_BLOCK_STATUS_EXT,
+           "BLOCK_STATUS, extended headers only: error %u, types %#x",
+           res->error, res->status_types);
+  store_be32(hdr, 0x25609513); /* NBD_REQUEST_MAGIC, padded to 32 bytes */
+  store_be64(hdr + 8, 99);
+  store_be32(hdr + 24, 512);
+  if ((r = ec_write_all(&c, hdr, sizeof hdr)) < 0)
+    goto out;
+  ec_expect_close(&c, "a compact request under extended headers");
+out:
+  if (r < 0)
+    ec_fail(&c, "extended-only session: %s", strerror(-r));
+  if (c.fd >= 0)
+    close(c.fd);
+  return c.failures;
+}
+
+/* "A server SHOULD initiate hard disconnect if a client sets the
+ * NBD_CMD_FLAG_PAYLOAD_LEN flag and uses a length larger than a server's
+ * advertised or default maximum payload length". */
+static int ec_session_oversize(const char *path, const char *name)
+{
+  struct ec_conn c = {.fd = -1};
+  int r;
+
+  if ((r = ec_open_ext(&c, path, name, false)) < 0 ||
+      (r = ec_send_req(&c, EC_CMD_FLAG_PAYLOAD_LEN, EC_CMD_WRITE, 0, 2 * EC_GiB,
+                       NULL, 0)) < 0)
+    goto out;
+  ec_expect_close(&c, "a 2 GiB WRITE payload");
+out:
+  if (r < 0)
+    ec_fail(&c, "oversize session: %s", strerror(-r));
+  if (c.fd >= 0)
+    close(c.fd);
+  return c.failures;
+}
+
 int main(int argc, char **argv)
 {
   struct ec_conn c = {.fd = -1};
   struct ec_result *res = calloc(1, sizeof *res);
-  int r;
+  const char *name = argc > 2 ? argv[2] : "";
+  int r, failures;
 
   if (argc < 2 || argc > 3 || res == NULL) {
     fprintf(stderr, "usage: %s SOCKET [EXPORT]\n", argv[0]);
     return 2;
   }
-  if ((r = ec_connect(&c, argv[1])) < 0 ||
-      (r = ec_handshake(&c, argc > 2 ? argv[2] : "")) < 0)
+  if ((r = ec_connect(&c, argv[1])) < 0 || (r = ec_handshake(&c, name)) < 0)
     goto out;
   if (c.size < 7 * EC_GiB || !(c.tflags & EC_TF_SEND_WRITE_ZEROES)) {
     ec_fail(&c,
@@ -718,15 +448,20 @@ int main(int argc, char **argv)
    * NBD_INFO_BLOCK_SIZE, so we must honour its minimum). */
   if ((r = ec_write_read(&c, res, 4 * EC_GiB + 4096, 1)) < 0 ||
       (r = ec_write_read(&c, res, c.min_block <= 1 ? 100 : 8192, 2)) < 0 ||
-      (r = ec_zero_64(&c, res)) < 0 || (r = ec_block_status(&c, res)) < 0 ||
-      (r = ec_errors(&c, res)) < 0 || (r = ec_trim_flush_disc(&c, res)) < 0)
+      (r = ec_pipeline(&c)) < 0 || (r = ec_zero_64(&c, res)) < 0 ||
+      (r = ec_block_status(&c, res)) < 0 || (r = ec_errors(&c, res)) < 0 ||
+      (r = ec_trim_flush_disc(&c, res)) < 0)
     goto out;
 out:
   if (r < 0)
     ec_fail(&c, "connection failed: %s", strerror(-r));
   if (c.fd >= 0)
     close(c.fd);
+  failures = c.failures;
+  if (r == 0)
+    failures += ec_session_ext_only(argv[1], name, res) +
+                ec_session_oversize(argv[1], name);
   free(res);
-  printf("%s: %d failed checks\n", c.failures ? "FAIL" : "PASS", c.failures);
-  return c.failures ? 1 : 0;
+  printf("%s: %d failed checks\n", failures ? "FAIL" : "PASS", failures);
+  return failures ? 1 : 0;
 }

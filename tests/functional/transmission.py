@@ -316,8 +316,108 @@ def test_sparse_read():
         h.shutdown()
 
 
+def test_structured_read_errors():
+    # "if structured replies are negotiated, the server ... MUST NOT use
+    # a simple reply for NBD_CMD_READ (even for the case of an early
+    # EINVAL due to bad flags)".
+    with server() as s, raw_go(s.sock) as r:
+        for off, ln, fl in ((SIZE, 512, 0), (0, 512, 1 << 9)):
+            err, chunks = r.cmd(CMD_READ, off, ln, fl)
+            eq(err, EINVAL, "bad READ %d+%d flags %#x" % (off, ln, fl))
+            for c in chunks:
+                eq(c["magic"], STRUCTURED_REPLY_MAGIC, "bad READ reply magic")
+            errs = [c for c in chunks if c["type"] in
+                    (REPLY_TYPE_ERROR, REPLY_TYPE_ERROR_OFFSET)]
+            eq(len(errs) >= 1, True, "an error chunk")
+            for c in chunks:
+                if c["type"] in (REPLY_TYPE_OFFSET_DATA,
+                                 REPLY_TYPE_OFFSET_HOLE):
+                    raise AssertionError("content chunk for a bad READ")
+        eq(r.read(0, 512), (0, bytes(512)), "read afterwards")
+
+
+def test_disc_finishes_inflight():
+    # NBD_CMD_DISC: "The server MUST handle all outstanding requests".
+    with server() as s:
+        r = raw_go(s.sock)
+        data = [pattern(65536, 10 + i) for i in range(16)]
+        cookies = [r.request(CMD_WRITE, i * 65536, 65536, payload=d)
+                   for i, d in enumerate(data)]
+        r.disc()
+        seen = set()
+        try:
+            while len(seen) < len(cookies):
+                rep = r.recv_reply()
+                eq(rep["error"], 0, "in-flight write before DISC")
+                seen.add(rep["cookie"])
+        except EOFError:
+            pass
+        if not r.closed_by_server():
+            raise AssertionError("no close after DISC")
+        r.close()
+        h = libnbd_connect(s.uri)
+        for i, d in enumerate(data):
+            eq(h.pread(65536, i * 65536) == d, True,
+               "write %d sent before DISC landed" % i)
+        h.shutdown()
+        if seen != set(cookies):
+            # qemu-nbd 7.2 may drop the last reply.
+            spec_violation("replies to %d of %d requests sent before DISC"
+                           % (len(seen), len(cookies)))
+
+
+def test_parallel_aio():
+    # 64 requests in flight on one connection; replies may come in any
+    # order, each must match its request.
+    with server() as s:
+        h = loose(s)
+        bufs = []
+        for i in range(64):
+            b = nbd.Buffer.from_bytearray(bytearray(pattern(32768, 100 + i)))
+            bufs.append(b)
+            h.aio_pwrite(b, i * 40960)
+        while h.aio_in_flight() > 0:
+            h.poll(-1)
+        outs = [nbd.Buffer(32768) for _ in range(64)]
+        for i, b in enumerate(outs):
+            h.aio_pread(b, i * 40960)
+        while h.aio_in_flight() > 0:
+            h.poll(-1)
+        for i in range(64):
+            eq(outs[i].to_bytearray() == bytearray(pattern(32768, 100 + i)),
+               True, "parallel read %d" % i)
+        h.shutdown()
+
+
+def test_zero_flags_and_cache():
+    with server() as s:
+        h = loose(s)
+        h.pwrite(b"\x55" * 65536, 0)
+        h.zero(65536, 0, nbd.CMD_FLAG_NO_HOLE)
+        eq(h.pread(65536, 0), bytes(65536), "zero with NO_HOLE")
+        h.pwrite(b"\x55" * 65536, 0)
+        if h.can_fast_zero():
+            try:
+                h.zero(65536, 0, nbd.CMD_FLAG_FAST_ZERO)
+                eq(h.pread(65536, 0), bytes(65536), "fast zero")
+            except nbd.Error as e:
+                # "the server MUST fail quickly with an error of ENOTSUP"
+                # when it cannot zero fast.
+                eq(e.errnum, errnos.ENOTSUP, "FAST_ZERO error")
+        h.pwrite(b"\x66" * 512, 0, nbd.CMD_FLAG_FUA)
+        h.flush()
+        eq(h.pread(512, 0), b"\x66" * 512, "FUA write")
+        if h.can_cache():
+            h.cache(MiB, 0)
+            expect_errno(h.cache, (1024, SIZE - 512), errnos.EINVAL,
+                         "cache across the end")
+        h.shutdown()
+
+
 if __name__ == "__main__":
     run([test_out_of_bounds, test_unknown_command_and_flags, test_read_only,
          test_oversize_requests, test_zero_length,
          test_block_status_without_context, test_fua_df_on_read,
-         test_req_one_and_extents, test_sparse_read])
+         test_req_one_and_extents, test_sparse_read,
+         test_structured_read_errors, test_disc_finishes_inflight,
+         test_parallel_aio, test_zero_flags_and_cache])
