@@ -165,21 +165,30 @@ int host_open(struct backend *b, const struct backend_conn_info *ci,
     return -ENOMEM;
   host_conn_init(&hh->conn, hp, ci);
   pthread_mutex_init(&hh->caps_lock, NULL);
-  hh->export_name = strdup(ci->export_name ? ci->export_name : "");
-  if (!hh->export_name) {
+  /* "" stands for the default export's name, which the plugin then sees
+   * as the export name (nbdkit-plugin(3) ".default_export"). */
+  if (ci->export_name && *ci->export_name) {
+    hh->export_name = strdup(ci->export_name);
+    err = hh->export_name ? 0 : -ENOMEM;
+  } else if ((err = host_call_default(hp, ci, &hh->export_name)) == 0 &&
+             !hh->export_name) {
+    log_error("%s: the plugin offers no default export", hp->name);
+    err = -ENOENT;
+  }
+  if (err < 0) {
     host_close(b, hh);
-    return -ENOMEM;
+    return err;
   }
   hh->conn.export_name = hh->export_name;
   host_adopt_pending(hp, &hh->conn);
   host_enter(&s, hp, &hh->conn);
   hh->ph = hp->p.open(ci->readonly);
   if (!hh->ph)
-    err = host_failure_errno(hp, errno);
+    err = -host_failure_errno(hp, errno);
   host_leave(&s);
   if (!hh->ph) {
     host_close(b, hh);
-    return -err;
+    return err;
   }
   *handle = hh;
   return 0;

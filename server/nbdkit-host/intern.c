@@ -45,6 +45,13 @@ const char *host_intern(char *s)
   return s;
 }
 
+/* Connections whose pre-open strings we keep at most.  The server does
+ * not tell backends about connections that close before open, so the
+ * oldest are dropped: by then the callback that interned them returned
+ * long ago, and nbdkit's own copies (default_export's answer, listed
+ * exports) were already taken. */
+#define HOST_MAX_PENDING 1024
+
 void host_keep_pending(struct host_plugin *hp, struct host_conn *conn)
 {
   struct host_pending *slot = NULL;
@@ -52,6 +59,12 @@ void host_keep_pending(struct host_plugin *hp, struct host_conn *conn)
   if (conn->strs.len == 0)
     return;
   pthread_mutex_lock(&hp->lock);
+  if (hp->pending.len >= HOST_MAX_PENDING) {
+    host_str_vec_free(&hp->pending.ptr[0].strs);
+    memmove(&hp->pending.ptr[0], &hp->pending.ptr[1],
+            (hp->pending.len - 1) * sizeof hp->pending.ptr[0]);
+    hp->pending.len--;
+  }
   for (size_t i = 0; i < hp->pending.len; i++)
     if (hp->pending.ptr[i].conn_id == conn->conn_id)
       slot = &hp->pending.ptr[i];
@@ -79,7 +92,8 @@ void host_adopt_pending(struct host_plugin *hp, struct host_conn *conn)
       continue;
     /* Ownership moves to the connection, freed at close. */
     conn->strs = p->strs;
-    *p = hp->pending.ptr[--hp->pending.len];
+    memmove(p, p + 1, (hp->pending.len - i - 1) * sizeof *p);
+    hp->pending.len--;
     break;
   }
   pthread_mutex_unlock(&hp->lock);

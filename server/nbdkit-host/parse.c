@@ -161,9 +161,15 @@ int nbdkit_parse_bool(const char *str)
   return -1;
 }
 
+/* Unsafe with -s (the server says so), and whenever stdin is a socket:
+ * then it is a client, never a user typing a password. */
 int nbdkit_stdio_safe(void)
 {
-  return !host_stdio_busy;
+  struct stat st;
+
+  if (host_stdio_busy)
+    return 0;
+  return !(fstat(0, &st) == 0 && S_ISSOCK(st.st_mode));
 }
 
 /* Read all of fd into a malloc'd string, dropping one final newline. */
