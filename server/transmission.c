@@ -237,6 +237,10 @@ static void request_after_work(uv_work_t *w, int status)
   send_reply(r);
 }
 
+/* Larger reads go to workers, so that copying them overlaps with the
+ * loop's sending. */
+#define INLINE_READ_MAX (64u * 1024)
+
 /* Reads whose data is at hand complete on the loop without a trip
  * through the worker pool (the backend promises not to block). */
 static bool try_read_inline(struct conn *c, struct request *r)
@@ -244,7 +248,8 @@ static bool try_read_inline(struct conn *c, struct request *r)
   const struct backend *b = c->exp->backend;
   int e;
 
-  if (!b->ops->pread_nowait || b->thread_model != BACKEND_PARALLEL)
+  if (!b->ops->pread_nowait || b->thread_model != BACKEND_PARALLEL ||
+      r->count > INLINE_READ_MAX)
     return false;
   e = b->ops->pread_nowait(c->handle, r->buf, r->count, r->offset);
   if (e == -EAGAIN)

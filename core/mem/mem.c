@@ -385,6 +385,12 @@ static void mem_destroy(struct backend *b)
   free(b);
 }
 
+/* Memory never waits for I/O: the loop may read it directly. */
+static int mem_pread_nowait(void *h, void *buf, uint64_t count, uint64_t offset)
+{
+  return mem_pread(h, buf, count, offset, 0);
+}
+
 static const struct backend_ops mem_ops = {
     .name = "memory",
     .open = mem_open,
@@ -392,6 +398,7 @@ static const struct backend_ops mem_ops = {
     .get_size = mem_get_size,
     .caps = mem_caps,
     .pread = mem_pread,
+    .pread_nowait = mem_pread_nowait,
     .pwrite = mem_pwrite,
     .flush = mem_flush,
     .trim = mem_trim,

@@ -161,6 +161,27 @@ static int raw_pread(void *h, void *buf, uint64_t count, uint64_t offset,
   return 0;
 }
 
+/* The event loop's fast path: succeed only if the whole range is in
+ * the page cache (RWF_NOWAIT), else -EAGAIN and the server retries on
+ * a worker with raw_pread. */
+static int raw_pread_nowait(void *h, void *buf, uint64_t count, uint64_t offset)
+{
+  struct raw_state *s = h;
+  struct iovec iov = {buf, count};
+  ssize_t r;
+
+  if (raw_lacks(s, RAW_NO_NOWAIT) || !raw_range_ok(count, offset))
+    return -EAGAIN;
+  do
+    r = preadv2(s->fd, &iov, 1, (off_t)offset, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
+    raw_mark_unsupported(s, RAW_NO_NOWAIT);
+  if (r < 0 && errno != EAGAIN && errno != EOPNOTSUPP && errno != EINVAL)
+    return -errno;
+  return r == (ssize_t)count ? 0 : -EAGAIN; /* partial: do it all later */
+}
+
 static int raw_pwrite(void *h, const void *buf, uint64_t count, uint64_t offset,
                       uint32_t flags)
 {
@@ -450,6 +471,7 @@ static const struct backend_ops raw_ops = {
     .caps = raw_caps,
     .block_size = raw_block_size,
     .pread = raw_pread,
+    .pread_nowait = raw_pread_nowait,
     .pwrite = raw_pwrite,
     .flush = raw_flush,
     .trim = raw_trim,

@@ -12,6 +12,7 @@
 #define RAW_NO_ALLOCATE   (1u << 2) /* fallocate mode 0 */
 #define RAW_NO_BLKZEROOUT (1u << 3) /* ioctl BLKZEROOUT */
 #define RAW_NO_SEEK_DATA  (1u << 4) /* lseek SEEK_DATA / SEEK_HOLE */
+#define RAW_NO_NOWAIT     (1u << 5) /* preadv2 RWF_NOWAIT */
 
 /* Behave as if the file system had refused the features in mask, as
  * it would have on a file system without them.  b must come from
