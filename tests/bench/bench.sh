@@ -161,8 +161,8 @@ stop_server() {
   _pids=("${keep[@]}")
 }
 
-# qnbd_serves FORMAT IMAGE SIZE RAW: does this qnbd serve IMAGE as FORMAT
-# with the right size and RAW's data?  Decides whether a row set has qnbd.
+# qnbd_serves FORMAT IMAGE SIZE RAW: does this qnbd serve IMAGE as FORMAT,
+# read-write, with the right size and RAW's data?  (Writes IMAGE.)
 qnbd_serves() {
   local ok=1
   start_server qnbd "$1" "$2" || ok=0
@@ -234,7 +234,9 @@ rows_qcow2() {
     qemu-img convert -f raw -O qcow2 -o cluster_size=65536 \
       "$TMP/probe.raw" "$TMP/probe.qcow2"
     if ! qnbd_serves qcow2 "$TMP/probe.qcow2" 67108864 "$TMP/probe.raw"; then
-      log "SKIP qcow2 rows: this qnbd does not serve qcow2 (-f qcow2) yet"
+      tail -n 5 "$TMP/qnbd.log" >&2
+      log "SKIP qcow2 rows: this qnbd does not serve qcow2" \
+        "read-write (-f qcow2) yet"
       return 0
     fi
     rm -f "$TMP/probe.raw" "$TMP/probe.qcow2"

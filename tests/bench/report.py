@@ -4,7 +4,8 @@
 Not a test on its own (tests/bench/CMakeLists.txt registers bench.sh only).
 
   report.py parse FIO.json RW          -> "IOPS BW_BYTES" of the one job
-  report.py probe URI RAW              -> exit 0 if the export shows RAW's data
+  report.py probe URI RAW              -> exit 0 if the export shows RAW's
+                                          data and takes writes
   report.py summary ROWS RESULTS N     -> tables and BENCH lines; exit 1
                                           unless every server completed every
                                           row N times
@@ -25,7 +26,8 @@ def parse(path, rw):
 
 
 def probe(uri, raw):
-    """Compare 1 MiB at the start and middle of the export with RAW."""
+    """Compare 1 MiB at the start and middle of the export with RAW, then
+    write 64 KiB there and read it back: the rows write too."""
     import nbd  # Debian's python3-libnbd
 
     h = nbd.NBD()
@@ -36,6 +38,12 @@ def probe(uri, raw):
             f.seek(off)
             if h.pread(1 << 20, off) != f.read(1 << 20):
                 sys.exit(f"{uri}: data differs from {raw} at offset {off}")
+    if h.is_read_only():
+        sys.exit(f"{uri}: export is read-only")
+    data = bytes(range(256)) * 256
+    h.pwrite(data, size // 2)
+    if h.pread(len(data), size // 2) != data:
+        sys.exit(f"{uri}: a write did not read back")
     h.shutdown()
 
 
