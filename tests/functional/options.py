@@ -260,6 +260,23 @@ def test_meta_context():
         eq_rep(t, REP_ACK, "LIST_META_CONTEXT")
         if "base:allocation" not in ctx:
             raise AssertionError("base:allocation not listed: %r" % ctx)
+        # "The metadata context ID in these replies is reserved and
+        # SHOULD be set to zero".
+        eq(set(ctx.values()), {0}, "context ids in LIST_META_CONTEXT")
+        # A bare namespace lists every context in it.
+        t, ctx = r.set_meta("", ["base:"], opt=OPT_LIST_META_CONTEXT)
+        eq((rep_name(t), "base:allocation" in ctx), ("ACK", True),
+           "LIST_META_CONTEXT base:")
+        # An unknown export is an error, for LIST and SET (as qemu-nbd
+        # does; the spec names no reply, and nbdkit 1.32 ACKs).
+        for opt in (OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT):
+            if PEER == "nbdkit":
+                break
+            t, ctx = r.set_meta("no-such-export", ["base:allocation"],
+                                opt=opt)
+            if not t & REP_ERR:
+                raise AssertionError("meta context option %d on an unknown "
+                                     "export: %s" % (opt, rep_name(t)))
         # Unknown namespaces are ignored (ACK with no context).
         t, ctx = r.set_meta("", ["x-nosuch:thing"],
                             opt=OPT_LIST_META_CONTEXT)
@@ -283,6 +300,15 @@ def test_meta_context():
         bs = [c for c in chunks if c["type"] == REPLY_TYPE_BLOCK_STATUS]
         eq(len(bs), 1, "block status chunks")
         eq(struct.unpack(">I", bs[0]["payload"][:4])[0], cid, "context id")
+    # SET with no query selects nothing: BLOCK_STATUS is then invalid.
+    with main_server() as s, Raw(s.sock) as r:
+        r.handshake()
+        r.structured_reply()
+        t, ctx = r.set_meta("", [])
+        eq((rep_name(t), ctx), ("ACK", {}), "SET_META_CONTEXT of nothing")
+        eq_rep(r.go("")[0], REP_ACK, "GO")
+        eq(r.cmd(CMD_BLOCK_STATUS, 0, 4096)[0], EINVAL,
+           "BLOCK_STATUS with an empty selection")
 
 
 def test_meta_context_libnbd():
