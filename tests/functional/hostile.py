@@ -224,8 +224,11 @@ def test_handshake_timeout():
         slow = Raw(s.sock)  # one option, then nothing
         slow.handshake()
         eq_rep(slow.opt_final(OPT_LIST), REP_ACK, "LIST")
+        partial = Raw(s.sock)  # stops in the middle of an option
+        partial.handshake()
+        partial.send(struct.pack(">QII", IHAVEOPT, OPT_GO, 100) + b"\0" * 10)
         for name, r in (("idle", idle), ("greeted", greeted),
-                        ("slow", slow)):
+                        ("slow", slow), ("partial", partial)):
             must_close(r, "the handshake timeout (%s)" % name,
                        timeout=max(0.1, t0 + 6 - time.time()))
             r.close()
@@ -237,6 +240,35 @@ def test_handshake_timeout():
             time.sleep(3)
             eq(r.read(MARK_OFF, len(MARK)), (0, MARK),
                "read after 3 s idle in transmission")
+
+
+def test_idle_clients_free_their_slots():
+    # Clients that never finish the handshake cannot lock others out for
+    # longer than the handshake timeout.
+    only_qnbd("--handshake-timeout")
+    with Attacked(["--max-connections", "2", "--handshake-timeout", "1"]) \
+            as s:
+        idle = [Raw(s.sock) for _ in range(2)]
+        time.sleep(0.2)
+        try:
+            raw_go(s.sock).close()
+            raise AssertionError("3rd connection served with max 2")
+        except (EOFError, ConnectionResetError, BrokenPipeError,
+                ProtocolError):
+            pass
+        deadline = time.time() + 5
+        while True:
+            try:
+                with raw_go(s.sock) as c:
+                    eq(c.read(MARK_OFF, 512), (0, MARK[:512]), "read")
+                break
+            except (EOFError, ConnectionResetError, BrokenPipeError,
+                    ProtocolError):
+                if time.time() > deadline:
+                    raise AssertionError("idle clients hold the slots")
+                time.sleep(0.2)
+        for r in idle:
+            r.close()
 
 
 def test_max_connections():
@@ -306,5 +338,6 @@ def test_huge_write_length():
 if __name__ == "__main__":
     run([test_bad_client_flags, test_bad_option_magic, test_oversize_options,
          test_truncated_and_vanishing, test_pipelined_handshake,
-         test_handshake_timeout, test_max_connections, test_many_connections,
+         test_handshake_timeout, test_idle_clients_free_their_slots,
+         test_max_connections, test_many_connections,
          test_huge_write_length])
