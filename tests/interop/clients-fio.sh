@@ -1,5 +1,5 @@
 # fio's nbd engine, four jobs each on its own connection and its own
-# 4 MiB region: random writes verified with crc32c through the export,
+# 2 MiB region: random writes verified with crc32c through the export,
 # then verified again straight from the file.  TCP and Unix.
 . "$(dirname "$0")/../lib.sh"
 require fio
@@ -9,8 +9,8 @@ cat >job.fio <<'JOB'
 [global]
 rw=randwrite
 bs=4k
-size=4M
-offset_increment=4M
+size=2M
+offset_increment=2M
 numjobs=4
 iodepth=8
 verify=crc32c
@@ -21,7 +21,7 @@ group_reporting=0
 [region]
 JOB
 
-# jobs_ok JSON: every job finished with error 0 and wrote its 4 MiB.
+# jobs_ok JSON: every job finished with error 0 and wrote its 2 MiB.
 jobs_ok() {
   /usr/bin/python3 - "$1" <<'PY'
 import json, sys
@@ -30,8 +30,8 @@ jobs = json.loads(text[text.index("{"):])["jobs"]
 assert len(jobs) == 4, len(jobs)
 for j in jobs:
     assert j["error"] == 0, j
-    assert j["write"]["io_bytes"] == 4 << 20, j["write"]["io_bytes"]
-    assert j["read"]["io_bytes"] == 4 << 20, j["read"]["io_bytes"]
+    assert j["write"]["io_bytes"] == 2 << 20, j["write"]["io_bytes"]
+    assert j["read"]["io_bytes"] == 2 << 20, j["read"]["io_bytes"]
 PY
 }
 
@@ -51,17 +51,17 @@ import json, sys
 t = open(sys.argv[1]).read()
 jobs = json.loads(t[t.index("{"):])["jobs"]
 assert len(jobs) == 4 and all(j["error"] == 0 for j in jobs)
-assert all(j["read"]["io_bytes"] == 4 << 20 for j in jobs)' "$TMP/file.json" ||
+assert all(j["read"]["io_bytes"] == 2 << 20 for j in jobs)' "$TMP/file.json" ||
     fail "verify_only on the file: $(cat "$TMP/file.json")"
 }
 
-truncate -s 16M disk.img
+truncate -s 8M disk.img
 start_qnbd_tcp disk.img
 check "$URI/"
 stop_qnbd
 
 truncate -s 0 disk.img
-truncate -s 16M disk.img
+truncate -s 8M disk.img
 start_qnbd disk.img
 check "$URI"
 stop_qnbd
