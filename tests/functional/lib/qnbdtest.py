@@ -288,13 +288,14 @@ class Raw:
         self.s.sendall(data)
 
     def recv_exact(self, n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.s.recv(min(n - len(buf), 1 << 20))
-            if not chunk:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = self.s.recv_into(view[got:], n - got)
+            if k == 0:
                 raise EOFError("server closed after %d of %d bytes"
-                               % (len(buf), n))
-            buf += chunk
+                               % (got, n))
+            got += k
         return bytes(buf)
 
     def closed_by_server(self, timeout=5):
@@ -575,10 +576,11 @@ def run(tests):
     failed, ran = [], 0
     for t in tests:
         name = t.__name__
+        t0 = time.time()
         try:
             t()
             ran += 1
-            print("PASS %s" % name, flush=True)
+            print("PASS %s (%.1f s)" % (name, time.time() - t0), flush=True)
         except Skip as e:
             print("SKIP %s: %s" % (name, e), flush=True)
         except Exception as e:  # report every failure, keep going
