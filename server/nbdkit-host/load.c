@@ -420,7 +420,10 @@ void host_plugin_unload(struct host_plugin *hp)
   if (hp->dl && hp->p.unload)
     hp->p.unload();
   host_leave(&s);
-  if (hp->dl)
+  /* QNBD_NBDKIT_KEEP_LOADED (like nbdkit's NBDKIT_VALGRIND) keeps the
+   * plugin mapped, so that leak checkers can name its frames and do not
+   * count what its globals still hold as leaked. */
+  if (hp->dl && !getenv("QNBD_NBDKIT_KEEP_LOADED"))
     dlclose(hp->dl);
   for (size_t i = 0; i < hp->pending.len; i++)
     host_str_vec_free(&hp->pending.ptr[i].strs);
