@@ -83,7 +83,7 @@ run() { # run URI-FOR-disk URI-FOR-copy
   copier "$2" &
   local cpid=$!
   _pids+=("$cpid")
-  for _ in $(seq 100); do
+  for _ in $(seq 200); do
     grep -q started writer.out 2>/dev/null && [ -s copies.log ] && break
     sleep 0.1
   done
