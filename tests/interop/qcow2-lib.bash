@@ -91,11 +91,16 @@ sys.exit(bad)
 PYEOF
 }
 
-# check_all IMG...: the engine checks, then one qnbd serving every image
-# as its own export, each verified over NBD.
+# check_all IMG...: the engine checks, then verify_nbd.
 check_all() {
-  local args=() i=0
   for img in "$@"; do check_engine "$img"; done
+  verify_nbd "$@"
+}
+
+# verify_nbd IMG...: one qnbd serving every image (already through
+# check_engine) as its own export, each verified over NBD.
+verify_nbd() {
+  local args=() i=0
   for img in "$@"; do args+=(--export "e$i=$img"); i=$((i + 1)); done
   start_qnbd -r "$1" "${args[@]}"
   verify_all "$SOCK" "$@" || fail "images differ from what qemu-img says"
