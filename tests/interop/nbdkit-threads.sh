@@ -3,8 +3,10 @@
 # call the model forbids and records the concurrency it saw; under load
 # from parallel connections with many reads in flight, no call fails,
 # and each model still reaches the concurrency it allows (so the test
-# is not passing by serialising everything).  threads3 asked for
-# model=1 at run time checks that the stricter model wins.
+# is not passing by serialising everything).  Each client also lists
+# exports, so preconnect/list_exports/default_export run concurrently;
+# as in nbdkit 1.32 only SERIALIZE_CONNECTIONS constrains those.
+# threads3 asked for model=1 at run time: the stricter model wins.
 . "$(dirname "$0")/../lib.sh"
 . "$QNBD_TESTS/plugins/compare.sh"
 

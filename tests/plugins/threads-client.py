@@ -12,6 +12,12 @@ errors = []
 
 def work():
     try:
+        # An export listing too: connection-level callbacks count.
+        lister = nbd.NBD()
+        lister.set_opt_mode(True)
+        lister.connect_uri(uri)
+        lister.opt_list(lambda name, desc: 0)
+        lister.opt_abort()
         h = nbd.NBD()
         h.connect_uri(uri)
         bufs = [nbd.Buffer(4096) for _ in range(reqs)]

@@ -26,7 +26,7 @@ static unsigned delay_ms = 20;
 static int runtime_model = NBDKIT_THREAD_MODEL_PARALLEL;
 static int effective_model = TEST_MODEL;
 
-static atomic_int open_handles, in_flight;
+static atomic_int open_handles, in_flight, conn_in_flight;
 static atomic_int max_open, max_in_flight, max_per_handle, violations;
 
 struct handle {
@@ -111,6 +111,45 @@ static void write_stats(void)
   close(fd);
 }
 
+/* A connection-level callback (preconnect, list_exports,
+ * default_export).  nbdkit 1.32 runs these outside its request lock,
+ * so only SERIALIZE_CONNECTIONS constrains them: nothing else may run,
+ * and no other connection may have a handle open. */
+static int threads_conn_callback(const char *what)
+{
+  int g = atomic_fetch_add(&conn_in_flight, 1) + 1;
+  bool ok = effective_model != NBDKIT_THREAD_MODEL_SERIALIZE_CONNECTIONS ||
+            (g == 1 && atomic_load(&in_flight) == 0 &&
+             atomic_load(&open_handles) == 0);
+
+  nbdkit_nanosleep(0, delay_ms * 1000000u);
+  atomic_fetch_sub(&conn_in_flight, 1);
+  if (!ok) {
+    atomic_fetch_add(&violations, 1);
+    nbdkit_error("%s: thread model %d violated", what, effective_model);
+    return -1;
+  }
+  return 0;
+}
+
+static int threads_preconnect(int readonly)
+{
+  return threads_conn_callback("preconnect");
+}
+
+static int threads_list_exports(int readonly, int is_tls,
+                                struct nbdkit_exports *exports)
+{
+  if (threads_conn_callback("list_exports") == -1)
+    return -1;
+  return nbdkit_add_export(exports, "", NULL);
+}
+
+static const char *threads_default_export(int readonly, int is_tls)
+{
+  return threads_conn_callback("default_export") == -1 ? NULL : "";
+}
+
 static void *threads_open(int readonly)
 {
   struct handle *h;
@@ -174,6 +213,9 @@ static struct nbdkit_plugin plugin = {
     .name = TEST_NAME,
     .config = threads_config,
     .thread_model = threads_thread_model,
+    .preconnect = threads_preconnect,
+    .list_exports = threads_list_exports,
+    .default_export = threads_default_export,
     .open = threads_open,
     .close = threads_close,
     .get_size = threads_get_size,
