@@ -4,6 +4,7 @@
 # After each attack the server must still serve a normal client, with
 # the data written before the attack intact.
 import os
+import random
 import socket
 import struct
 import sys
@@ -248,8 +249,18 @@ def test_idle_clients_free_their_slots():
     only_qnbd("--handshake-timeout")
     with Attacked(["--max-connections", "2", "--handshake-timeout", "1"]) \
             as s:
-        idle = [Raw(s.sock) for _ in range(2)]
-        time.sleep(0.2)
+        idle = []
+        deadline = time.time() + 5
+        while len(idle) < 2:  # greeted, then silent
+            r = Raw(s.sock)
+            try:
+                r.greeting()
+                idle.append(r)
+            except (EOFError, ConnectionResetError):
+                r.close()  # the setup connection's slot is not free yet
+                if time.time() > deadline:
+                    raise AssertionError("cannot open 2 connections")
+                time.sleep(0.1)
         try:
             raw_go(s.sock).close()
             raise AssertionError("3rd connection served with max 2")
@@ -271,10 +282,24 @@ def test_idle_clients_free_their_slots():
             r.close()
 
 
+def raw_go_retry(path, timeout=5):
+    """raw_go, retried while the server may still be freeing the slot of
+    a connection that just closed."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return raw_go(path)
+        except (EOFError, ConnectionResetError, BrokenPipeError,
+                ProtocolError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_max_connections():
     with Attacked(["--max-connections", "3"], ["--filter=limit"],
                   ["limit=3"]) as s:
-        conns = [raw_go(s.sock) for _ in range(3)]
+        conns = [raw_go_retry(s.sock) for _ in range(3)]
         # The 4th is refused: closed without a usable handshake.
         r = Raw(s.sock)
         try:
@@ -335,9 +360,61 @@ def test_huge_write_length():
                 pass
 
 
+WIRE_ERRNOS = {EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP,
+               ESHUTDOWN}
+
+
+def random_request(rnd, size):
+    """(type, flags, offset, length, payload) of a random, often invalid
+    request that never touches MARK."""
+    cmd = rnd.choice([0, 0, 1, 1, 3, 4, 5, 6, 7, 7, 8, 12, 0xFFFF])
+    flags = rnd.choice([0, 0, 0, 1, 2, 4, 8, 16, 32, rnd.getrandbits(16)])
+    offset = rnd.choice([2 * MiB, size - 512, size - 1, size, 1 << 63,
+                         (1 << 64) - 512, rnd.randrange(2 * MiB, size)])
+    length = rnd.choice([0, 1, 512, 4096, 65536, 0xFFFFFFFF,
+                         rnd.randrange(1, MiB)])
+    payload = b""
+    if cmd == CMD_WRITE:
+        length = min(length, 65536)
+        payload = rnd.randbytes(length)
+    return cmd, flags, offset, length, payload
+
+
+def test_random_requests():
+    # 600 random requests (seeded): every reply carries a wire errno the
+    # spec defines, and a hard disconnect is the worst that happens.
+    rnd = random.Random(42)
+    with Attacked() as s:
+        r, reconnects = None, 0
+        for i in range(600):
+            if r is None:
+                sr = bool(i % 2)
+                r = raw_go(s.sock, sr=sr,
+                           meta=["base:allocation"] if sr else ())
+            cmd, flags, off, ln, payload = random_request(rnd, r.size)
+            try:
+                c = r.request(cmd, off, ln, flags, payload)
+                r.s.settimeout(10)
+                chunks = r.recv_all_chunks(
+                    c, read_len=ln if cmd == CMD_READ else None)
+            except (EOFError, ConnectionResetError, BrokenPipeError):
+                r.close()
+                r, reconnects = None, reconnects + 1
+                continue
+            for ch in chunks:
+                if ch["error"] and ch["error"] not in WIRE_ERRNOS:
+                    raise AssertionError(
+                        "request %d (cmd %d flags %#x off %d len %d): "
+                        "error %d is not an NBD error value"
+                        % (i, cmd, flags, off, ln, ch["error"]))
+        if r is not None:
+            r.close()
+        print("  %d reconnects after hard disconnects" % reconnects)
+
+
 if __name__ == "__main__":
     run([test_bad_client_flags, test_bad_option_magic, test_oversize_options,
          test_truncated_and_vanishing, test_pipelined_handshake,
          test_handshake_timeout, test_idle_clients_free_their_slots,
          test_max_connections, test_many_connections,
-         test_huge_write_length])
+         test_huge_write_length, test_random_requests])
