@@ -69,6 +69,7 @@ static void conn_free(struct conn *c)
   request_free_all(c);
   meta_sel_vec_reset(&c->metas);
   pthread_mutex_destroy(&c->handle_lock);
+  exports_conn_release(c);
   free(c->meta_export);
   free(c->export_name);
   free(c->rbuf);
@@ -339,7 +340,7 @@ void conn_accept(struct listener *l)
   log_set_conn(c->id);
   if (srv->shutting_down ||
       (srv->cfg->max_connections && srv->nconns >= srv->cfg->max_connections) ||
-      !conn_preconnect_ok(c)) {
+      !exports_peer_allowed(srv, c) || !conn_preconnect_ok(c)) {
     if (!srv->shutting_down && srv->cfg->max_connections &&
         srv->nconns >= srv->cfg->max_connections)
       log_warn("refusing connection: %u connections already",

@@ -1,6 +1,11 @@
 /* The exports a server offers: each configured source opened as a
- * backend (raw file, memory, qcow2, nbdkit plugin). */
+ * backend (raw file, memory, qcow2, nbdkit plugin), their lifetime
+ * (references held by the live list and by connections) and who may
+ * use them (allowed client addresses). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,49 +79,113 @@ static int open_backend(const struct export_config *ec, struct backend **b)
   return raw_backend_new(ec->path, ec->readonly, b);
 }
 
-int exports_open(const struct config *cfg, struct export_vec *out)
+/* Destroy an export nobody references any more (may block: the
+ * backend flushes, qcow2 marks the image clean). */
+static void export_free(struct export *e)
+{
+  if (e->backend)
+    e->backend->ops->destroy(e->backend);
+  pthread_mutex_destroy(&e->all_lock);
+  free(e->name);
+  free(e->description);
+  for (size_t i = 0; i < e->nold_desc; i++)
+    free(e->old_desc[i]);
+  free(e->old_desc);
+  config_export_clear(&e->cfg);
+  free(e);
+}
+
+int exports_open_one(const struct export_config *ec, struct export **out)
+{
+  struct export *e = calloc(1, sizeof *e);
+  int r = -ENOMEM;
+
+  *out = NULL;
+  if (!e)
+    goto nomem;
+  pthread_mutex_init(&e->all_lock, NULL);
+  e->refs = 1;
+  if (config_export_dup(ec, &e->cfg) < 0)
+    goto nomem;
+  e->name = strdup(ec->name);
+  e->description = ec->description ? strdup(ec->description) : NULL;
+  if (!e->name || (ec->description && !e->description))
+    goto nomem;
+  e->readonly = ec->readonly;
+  /* A plugin decides itself which names it serves. */
+  e->any_name = ec->plugin != NULL;
+  r = open_backend(ec, &e->backend);
+  if (r < 0)
+    goto fail;
+  *out = e;
+  return 0;
+nomem:
+  log_error("out of memory");
+fail:
+  if (e)
+    export_free(e);
+  return r;
+}
+
+int exports_open(const struct export_config_vec *cfgs, struct export_vec *out)
 {
   *out = (struct export_vec){0};
-  for (size_t i = 0; i < cfg->exports.len; i++) {
-    const struct export_config *ec = &cfg->exports.ptr[i];
-    struct export *e = calloc(1, sizeof *e);
-    int r;
+  for (size_t i = 0; i < cfgs->len; i++) {
+    struct export *e;
+    int r = exports_open_one(&cfgs->ptr[i], &e);
 
-    if (!e || export_vec_append(out, e) < 0) {
-      free(e);
-      log_error("out of memory");
-      exports_close(out);
-      return -ENOMEM;
+    if (r == 0 && export_vec_append(out, e) < 0) {
+      export_free(e);
+      r = -ENOMEM;
     }
-    pthread_mutex_init(&e->all_lock, NULL);
-    e->name = strdup(ec->name);
-    e->description = ec->description ? strdup(ec->description) : NULL;
-    e->readonly = ec->readonly;
-    r = e->name ? open_backend(ec, &e->backend) : -ENOMEM;
     if (r < 0) {
+      if (cfgs->ptr[i].line)
+        log_error("export '%s' (line %u) cannot be opened", cfgs->ptr[i].name,
+                  cfgs->ptr[i].line);
       exports_close(out);
       return r;
     }
-    /* A plugin decides itself which names it serves. */
-    e->any_name = ec->plugin != NULL;
   }
   return 0;
 }
 
-void exports_close(struct export_vec *v)
+void exports_unref(struct export *e)
 {
-  for (size_t i = 0; i < v->len; i++) {
-    struct export *e = v->ptr[i];
-    if (e->backend)
-      e->backend->ops->destroy(e->backend);
-    pthread_mutex_destroy(&e->all_lock);
-    free(e->name);
-    free(e->description);
-    free(e);
+  if (e && __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    log_info("export '%s' closed", e->name);
+    export_free(e);
   }
-  export_vec_reset(v);
 }
 
+static void destroy_work(uv_work_t *w)
+{
+  exports_unref(w->data);
+}
+
+static void after_destroy_work(uv_work_t *w, int status) {}
+
+void exports_unref_async(uv_loop_t *loop, struct export *e)
+{
+  /* Only the last reference needs a worker; others are a decrement. */
+  if (!e)
+    return;
+  unsigned n = __atomic_load_n(&e->refs, __ATOMIC_ACQUIRE);
+  while (n > 1)
+    if (__atomic_compare_exchange_n(&e->refs, &n, n - 1, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+      return;
+  e->destroy_work.data = e;
+  if (uv_queue_work(loop, &e->destroy_work, destroy_work, after_destroy_work) <
+      0)
+    exports_unref(e);
+}
+
+void exports_close(struct export_vec *v)
+{
+  for (size_t i = 0; i < v->len; i++)
+    exports_unref(v->ptr[i]);
+  export_vec_reset(v);
+}
 struct export *exports_find(const struct export_vec *v, const char *name)
 {
   for (size_t i = 0; i < v->len; i++)
@@ -134,4 +203,103 @@ bool exports_serialize_connections(const struct export_vec *v)
     if (v->ptr[i]->backend->thread_model == BACKEND_SERIALIZE_CONNECTIONS)
       return true;
   return false;
+}
+
+/* The peer address of c (family AF_UNIX for Unix sockets and stdio). */
+static void peer_address(const struct conn *c, struct sockaddr_storage *ss)
+{
+  socklen_t len = sizeof *ss;
+
+  memset(ss, 0, sizeof *ss);
+  if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)ss, &len) < 0 ||
+      (ss->ss_family != AF_INET && ss->ss_family != AF_INET6))
+    ss->ss_family = AF_UNIX;
+}
+
+static void describe_peer(const struct sockaddr_storage *ss, char *buf,
+                          size_t len)
+{
+  const void *a = ss->ss_family == AF_INET
+                      ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+                      : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+  if (ss->ss_family == AF_UNIX || !inet_ntop(ss->ss_family, a, buf, len))
+    snprintf(buf, len, "a Unix socket");
+}
+
+struct export *exports_get(struct conn *c, const char *name)
+{
+  struct server *srv = c->srv;
+  struct sockaddr_storage ss;
+  struct export *e, *old = c->exp_ref;
+
+  peer_address(c, &ss);
+  pthread_mutex_lock(&srv->exports_lock);
+  e = exports_find(&srv->exports, name);
+  if (e && !config_acl_allows(&e->cfg.allow, &ss)) {
+    char who[INET6_ADDRSTRLEN];
+    describe_peer(&ss, who, sizeof who);
+    log_info("export '%s' is not allowed for %s", e->name, who);
+    e = NULL;
+  }
+  if (e)
+    __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&srv->exports_lock);
+  /* A lookup starts every option that uses an export: the earlier
+   * export is no longer used once its handle (if any) is closed. */
+  handshake_close_export(c);
+  c->exp = NULL;
+  c->exp_ref = e;
+  exports_unref(old);
+  return e;
+}
+
+int exports_snapshot(struct conn *c, struct export_vec *out)
+{
+  struct server *srv = c->srv;
+  struct sockaddr_storage ss;
+  int r = 0;
+
+  *out = (struct export_vec){0};
+  peer_address(c, &ss);
+  pthread_mutex_lock(&srv->exports_lock);
+  for (size_t i = 0; i < srv->exports.len && r == 0; i++) {
+    struct export *e = srv->exports.ptr[i];
+    if (!config_acl_allows(&e->cfg.allow, &ss))
+      continue; /* exports a client may not use are not listed */
+    r = export_vec_append(out, e);
+    if (r == 0)
+      __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_unlock(&srv->exports_lock);
+  if (r < 0)
+    exports_snapshot_release(out);
+  return r;
+}
+
+void exports_snapshot_release(struct export_vec *v)
+{
+  exports_close(v);
+}
+
+bool exports_peer_allowed(struct server *srv, struct conn *c)
+{
+  struct sockaddr_storage ss;
+  char who[INET6_ADDRSTRLEN];
+
+  peer_address(c, &ss);
+  for (size_t i = 0; i < srv->exports.len; i++)
+    if (config_acl_allows(&srv->exports.ptr[i]->cfg.allow, &ss))
+      return true;
+  describe_peer(&ss, who, sizeof who);
+  log_info("refusing %s: no export allows it", who);
+  return false;
+}
+
+void exports_conn_release(struct conn *c)
+{
+  struct export *e = c->exp_ref;
+
+  c->exp = NULL;
+  c->exp_ref = NULL;
+  exports_unref_async(c->srv->loop, e);
 }

@@ -56,10 +56,9 @@ int opt_reply_err(struct opt_out *o, uint32_t opt, uint32_t type,
   return opt_reply(o, opt, type, msg, (uint32_t)strlen(msg));
 }
 
-static int opt_list(struct conn *c, uint32_t len, struct opt_out *o)
+static int opt_list_exports(struct conn *c, const struct export_vec *ev,
+                            uint32_t len, struct opt_out *o)
 {
-  const struct export_vec *ev = &c->srv->exports;
-
   if (len != 0)
     return opt_reply_err(o, OPT_LIST, REP_ERR_INVALID,
                          "NBD_OPT_LIST takes no data");
@@ -98,6 +97,20 @@ static int opt_list(struct conn *c, uint32_t len, struct opt_out *o)
       return r;
   }
   return opt_reply(o, OPT_LIST, REP_ACK, NULL, 0);
+}
+
+/* The exports this client may use, held while they are listed (a
+ * reload may remove them meanwhile). */
+static int opt_list(struct conn *c, uint32_t len, struct opt_out *o)
+{
+  struct export_vec ev;
+  int r;
+
+  if (exports_snapshot(c, &ev) < 0)
+    return -ENOMEM;
+  r = opt_list_exports(c, &ev, len, o);
+  exports_snapshot_release(&ev);
+  return r;
 }
 
 /* NBD_REP_SERVER: name length, name, then the description as the

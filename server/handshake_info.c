@@ -186,7 +186,7 @@ int handshake_info_go(struct conn *c, uint32_t opt, const char *data,
     free(name);
     return opt_reply_err(o, opt, REP_ERR_INVALID, "NUL in export name");
   }
-  e = exports_find(&c->srv->exports, name);
+  e = exports_get(c, name);
   if (!e) {
     log_info("client asked for unknown export '%s'", name);
     free(name);
@@ -241,7 +241,7 @@ int handshake_export_name(struct conn *c, const char *data, uint32_t len,
   name = strndup(data, len);
   if (!name)
     return -ENOMEM;
-  e = exports_find(&c->srv->exports, name);
+  e = exports_get(c, name);
   if (!e || strlen(name) != len) {
     log_info("client asked for unknown export '%s': closing", name);
     free(name);

@@ -109,7 +109,7 @@ int handshake_meta(struct conn *c, uint32_t opt, const char *data, uint32_t len,
   name = strndup(data + 4, nl);
   if (!name)
     return -ENOMEM;
-  e = strlen(name) == nl ? exports_find(&c->srv->exports, name) : NULL;
+  e = strlen(name) == nl ? exports_get(c, name) : NULL;
   if (!e) {
     free(name);
     return opt_reply_err(o, opt, REP_ERR_UNKNOWN, "no such export");

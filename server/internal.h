@@ -29,7 +29,16 @@
 #define CONN_MAX_INFLIGHT_BYTES (64u * 1024 * 1024)
 #define CONN_MAX_INFLIGHT       256
 
-/* ---- options.c: the command line ---- */
+/* ---- options.c: the command line; config.c: the exports file ---- */
+
+/* One allowed-client rule (config.c): an IPv4/IPv6 network, or every
+ * client of a Unix socket (family AF_UNIX). */
+struct acl_rule {
+  int family;
+  unsigned char addr[16]; /* network byte order */
+  unsigned prefix;        /* significant bits */
+};
+DEFINE_VECTOR(acl_vec, struct acl_rule)
 
 struct export_config {
   const char *name;
@@ -42,8 +51,12 @@ struct export_config {
   bool readonly;
   const char *snapshot;
   uint64_t cache_size;
+  struct acl_vec allow; /* empty: every client may use it */
+  unsigned line;        /* where the file defined it (0: command line) */
 };
 DEFINE_VECTOR(export_config_vec, struct export_config)
+
+enum log_target { LOG_TO_AUTO, LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_JOURNAL };
 
 struct config {
   struct export_config_vec exports; /* [0] is the main export */
@@ -57,6 +70,8 @@ struct config {
   unsigned handshake_timeout; /* seconds */
   unsigned threads;
   bool verbose;
+  const char *config_file; /* --config: exports come from this file */
+  enum log_target log;
 };
 
 /* Parse argv into cfg (allocated fields live until exit).  Returns 0,
@@ -66,26 +81,74 @@ int options_parse(int argc, char **argv, struct config *cfg);
 /* Parse a size such as 512, 64k, 1G (1024-based suffixes). */
 int options_size(const char *s, uint64_t *out);
 
+/* Read the exports of a configuration file (format: qnbd(8) and
+ * systemd/exports.conf.example).  Every error is logged as FILE:LINE:
+ * message; any error gives -EINVAL and an empty *out. */
+int config_load(const char *path, struct export_config_vec *out);
+/* Deep copies (every string malloc'd) and their release. */
+int config_export_dup(const struct export_config *src,
+                      struct export_config *dst);
+void config_export_clear(struct export_config *ec);
+void config_exports_free(struct export_config_vec *v);
+/* True when a and b open the same backend the same way (everything but
+ * the description and the allowed clients is equal). */
+bool config_same_source(const struct export_config *a,
+                        const struct export_config *b);
+bool config_same_acl(const struct acl_vec *a, const struct acl_vec *b);
+/* Does rules allow the peer sa?  An empty list allows everyone. */
+bool config_acl_allows(const struct acl_vec *rules, const void *sa);
+
 /* ---- exports.c: the exports and their backends ---- */
 
+/* An export lives while someone holds a reference: the server's live
+ * list holds one, and so does every connection that looked it up (see
+ * exports_get).  An export removed by a reload therefore keeps serving
+ * its connections and is destroyed when the last one closes. */
 struct export
 {
   char *name;
-  char *description;
+  char *description; /* replaced by a reload only with an atomic store */
   struct backend *backend;
   bool readonly;
   bool any_name;            /* serves whatever name the client asks (plugins) */
   pthread_mutex_t all_lock; /* SERIALIZE_ALL_REQUESTS */
+  struct export_config cfg; /* deep copy; allow guarded by exports_lock */
+  unsigned refs;            /* atomic */
+  char **old_desc;          /* descriptions replaced by reloads */
+  size_t nold_desc;
+  uv_work_t destroy_work;
 };
 DEFINE_VECTOR(export_vec, struct export *)
 
+struct server;
+struct conn;
+
 /* Open every configured export (logs and returns <0 on failure). */
-int exports_open(const struct config *cfg, struct export_vec *out);
+int exports_open(const struct export_config_vec *cfgs, struct export_vec *out);
+/* Open one export (refs = 1). */
+int exports_open_one(const struct export_config *ec, struct export **out);
+/* Drop the list's references and destroy what nobody else holds. */
 void exports_close(struct export_vec *v);
-/* Find an export by name ("" selects the first). */
+/* Drop a reference; the last one destroys the export (which may block:
+ * from the loop thread use exports_unref_async). */
+void exports_unref(struct export *e);
+void exports_unref_async(uv_loop_t *loop, struct export *e);
+/* Find an export by name ("" selects the first) in v (unlocked: loop
+ * thread, or a list nobody changes). */
 struct export *exports_find(const struct export_vec *v, const char *name);
 /* True when some export's backend serialises connections. */
 bool exports_serialize_connections(const struct export_vec *v);
+/* For the connection c (any thread): find the export called name that
+ * c's peer may use, and hold a reference for c until its next lookup or
+ * its end.  NULL when there is none. */
+struct export *exports_get(struct conn *c, const char *name);
+/* Referenced copy of the exports c's peer may use (NBD_OPT_LIST). */
+int exports_snapshot(struct conn *c, struct export_vec *out);
+void exports_snapshot_release(struct export_vec *v);
+/* May c's peer use at least one export?  (loop thread, at accept) */
+bool exports_peer_allowed(struct server *srv, struct conn *c);
+/* The connection ends: drop its reference (loop thread). */
+void exports_conn_release(struct conn *c);
 
 /* ---- main.c / listen.c: the server ---- */
 
@@ -111,6 +174,13 @@ struct server {
   struct conn *waiting; /* accepted but held (serialised connections) */
   unsigned nconns;
   uint64_t next_conn_id;
+  /* Guards the exports list (not the exports) against the worker
+   * threads that read it; only the loop thread changes it. */
+  pthread_mutex_t exports_lock;
+  uv_signal_t sig_hup;
+  uv_timer_t watchdog_timer;
+  struct reload *reload; /* the reload in progress, if any */
+  bool reload_again;     /* SIGHUP arrived during a reload */
   bool shutting_down;
   bool serialize_connections;
   bool stdio_mode;
@@ -123,6 +193,21 @@ struct server {
 
 /* Begin a graceful shutdown (loop thread). */
 void server_shutdown(struct server *srv);
+
+/* ---- notify.c: the systemd notification protocol (sd_notify(3)) ---- */
+
+/* Connect to $NOTIFY_SOCKET if set, and start the watchdog pings when
+ * $WATCHDOG_USEC asks for them (loop thread).  Returns 0 or <0. */
+int notify_init(struct server *srv);
+/* Send one notification ("READY=1", ...); a no-op without a socket. */
+void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void notify_stop(struct server *srv);
+
+/* ---- reload.c: SIGHUP re-reads the configuration file ---- */
+
+/* Install the SIGHUP handler (when the exports come from a file). */
+void reload_init(struct server *srv);
+void reload_stop(struct server *srv);
 
 /* Start listening as the configuration says (TCP, Unix, LISTEN_FDS).
  * *uri receives a malloc'd URI to print (NULL for socket activation). */
@@ -189,7 +274,8 @@ struct conn {
   struct meta_sel_vec metas; /* selected contexts */
 
   /* Transmission state (set by GO / EXPORT_NAME). */
-  struct export *exp;
+  struct export *exp;     /* NULL or exp_ref (exports_get) */
+  struct export *exp_ref; /* the reference this connection holds */
   void *handle;
   bool handle_open;
   struct backend_caps caps;

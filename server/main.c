@@ -1,5 +1,7 @@
-/* qnbd's entry point: parse the command line, open the exports, listen,
- * run the event loop, and shut down gracefully on SIGINT/SIGTERM. */
+/* qnbd's entry point: parse the command line (and the configuration
+ * file), choose where logs go, open the exports, listen, tell systemd
+ * we are ready, run the event loop, and shut down gracefully on
+ * SIGINT/SIGTERM. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,6 +16,9 @@
 #include "util/log.h"
 
 #define SHUTDOWN_GRACE_MS 10000
+/* After the grace period, handles are closed; backend calls that still
+ * do not return within this many seconds end the process. */
+#define SHUTDOWN_FORCE_S 5
 
 /* The one running server, for server_request_shutdown() callers that
  * have no other way to reach it (signal handlers, plugins). */
@@ -31,6 +36,8 @@ static void on_shutdown_timer(uv_timer_t *t)
   log_warn("connections did not finish within %d s; closing them",
            SHUTDOWN_GRACE_MS / 1000);
   uv_walk(srv->loop, close_walk_cb, NULL);
+  signal(SIGALRM, SIG_DFL);
+  alarm(SHUTDOWN_FORCE_S);
 }
 
 /* Begin a graceful shutdown: stop accepting, let in-flight requests
@@ -41,7 +48,9 @@ void server_shutdown(struct server *srv)
     return;
   __atomic_store_n(&srv->shutting_down, true, __ATOMIC_RELAXED);
   log_info("shutting down");
+  notify_send("STOPPING=1\nSTATUS=finishing %u connections", srv->nconns);
   listen_stop(srv);
+  reload_stop(srv);
   uv_close((uv_handle_t *)&srv->sig_int, NULL);
   uv_close((uv_handle_t *)&srv->sig_term, NULL);
   uv_close((uv_handle_t *)&srv->shutdown_async, NULL);
@@ -129,6 +138,51 @@ static int setup_loop(struct server *srv)
   uv_timer_init(srv->loop, &srv->shutdown_timer);
   output_init(srv);
   srv->shutdown_timer.data = srv;
+  reload_init(srv);
+  return notify_init(srv);
+}
+
+/* Is stderr the journal stream systemd gave us?  (JOURNAL_STREAM is
+ * "DEVICE:INODE" of it, systemd.exec(5).) */
+static bool stderr_is_journal(void)
+{
+  const char *js = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat st;
+
+  return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+         fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+/* Where logs go: --log, else the journal when systemd connected our
+ * stderr to it, syslog when --fork detaches us, stderr otherwise. */
+static void setup_logging(const struct config *cfg)
+{
+  enum log_target t = cfg->log;
+
+  if (t == LOG_TO_AUTO)
+    t = stderr_is_journal() ? LOG_TO_JOURNAL
+        : cfg->fork         ? LOG_TO_SYSLOG
+                            : LOG_TO_STDERR;
+  if (t == LOG_TO_SYSLOG)
+    log_use_syslog("qnbd");
+  else if (t == LOG_TO_JOURNAL)
+    log_use_journal();
+  if (cfg->verbose)
+    log_set_level(LOG_LVL_DEBUG);
+}
+
+/* --config: the file's exports replace the command line's. */
+static int load_config(struct config *cfg)
+{
+  struct export_config_vec v;
+
+  if (!cfg->config_file)
+    return 0;
+  if (config_load(cfg->config_file, &v) < 0)
+    return -1;
+  export_config_vec_reset(&cfg->exports);
+  cfg->exports = v;
   return 0;
 }
 
@@ -164,8 +218,9 @@ int main(int argc, char **argv)
   r = options_parse(argc, argv, &cfg);
   if (r != 0)
     return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-  if (cfg.verbose)
-    log_set_level(LOG_LVL_DEBUG);
+  setup_logging(&cfg);
+  if (load_config(&cfg) < 0)
+    return EXIT_FAILURE;
   signal(SIGPIPE, SIG_IGN);
   /* Backend calls run on libuv's pool; size it before first use. */
   snprintf(threads, sizeof threads, "%u", cfg.threads);
@@ -173,7 +228,8 @@ int main(int argc, char **argv)
 
   srv.cfg = &cfg;
   the_server = &srv;
-  if (exports_open(&cfg, &srv.exports) < 0)
+  pthread_mutex_init(&srv.exports_lock, NULL);
+  if (exports_open(&cfg.exports, &srv.exports) < 0)
     return EXIT_FAILURE;
   srv.serialize_connections = exports_serialize_connections(&srv.exports);
   setup_loop(&srv);
@@ -183,15 +239,20 @@ int main(int argc, char **argv)
     exports_close(&srv.exports);
     return EXIT_FAILURE;
   }
+  /* Exports open, sockets listening: systemd may send clients. */
+  notify_send("READY=1\nMAINPID=%d\nSTATUS=serving %zu exports", (int)getpid(),
+              srv.exports.len);
 
   uv_run(srv.loop, UV_RUN_DEFAULT);
 
   if (!srv.shutting_down)
     server_shutdown(&srv);
   uv_run(srv.loop, UV_RUN_DEFAULT);
+  notify_stop(&srv);
   uv_walk(srv.loop, close_walk_cb, NULL);
   uv_run(srv.loop, UV_RUN_DEFAULT);
   uv_loop_close(srv.loop);
+  /* Destroying the backends flushes them and marks qcow2 images clean. */
   exports_close(&srv.exports);
   if (cfg.pid_file)
     unlink(cfg.pid_file);

@@ -25,6 +25,8 @@ enum {
   OPT_SNAPSHOT,
   OPT_CACHE_SIZE,
   OPT_VERSION,
+  OPT_CONFIG,
+  OPT_LOG,
 };
 
 static const char short_opts[] = "+p:b:U:sx:rf:e:vD:thV";
@@ -56,6 +58,8 @@ static const struct option long_opts[] = {
     {"persistent", no_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"log", required_argument, NULL, OPT_LOG},
     {NULL, 0, NULL, 0},
 };
 
@@ -65,6 +69,7 @@ static void usage(FILE *f)
           "Usage: qnbd [OPTIONS] FILE\n"
           "       qnbd [OPTIONS] -f memory SIZE\n"
           "       qnbd [OPTIONS] --plugin NAME|PATH [key=value|value ...]\n"
+          "       qnbd [OPTIONS] --config FILE\n"
           "Serve FILE (raw or qcow2) over the NBD protocol.\n\n"
           "  -p, --port PORT          TCP port (default 10809)\n"
           "  -b, --bind ADDR          listen address (default localhost)\n"
@@ -83,6 +88,8 @@ static void usage(FILE *f)
           "      --fork               run in the background when ready\n"
           "      --pid-file PATH      write the server's pid to PATH\n"
           "      --plugin NAME|PATH   serve an nbdkit plugin\n"
+          "      --config FILE        the exports of FILE (SIGHUP reloads)\n"
+          "      --log TARGET         stderr, syslog, journal or auto\n"
           "  -D, --debug NAME.FLAG=N  set a plugin debug flag\n"
           "  -v, --verbose            debug messages\n"
           "  -t, --persistent         keep serving (always on)\n"
@@ -156,6 +163,19 @@ static int parse_uint(const char *opt, const char *s, unsigned max,
 int options_size(const char *s, uint64_t *out)
 {
   return parse_size(s, out);
+}
+
+static int parse_log_target(const char *s, enum log_target *out)
+{
+  static const char *const names[] = {"auto", "stderr", "syslog", "journal"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!strcmp(s, names[i])) {
+      *out = (enum log_target)i;
+      return 0;
+    }
+  fprintf(stderr, "qnbd: --log: unknown target '%s' (%s)\n", s,
+          "auto, stderr, syslog or journal");
+  return -1;
 }
 
 /* --export NAME=FILE adds an export sharing the main one's settings. */
@@ -260,6 +280,11 @@ static int handle_opt(int c, struct config *cfg, struct export_config *main)
 #endif
   case 't':
     break;
+  case OPT_CONFIG:
+    cfg->config_file = optarg;
+    break;
+  case OPT_LOG:
+    return parse_log_target(optarg, &cfg->log);
   case 'h':
     usage(stdout);
     return 1;
@@ -289,6 +314,20 @@ static int check_config(struct config *cfg)
   if (cfg->stdio && cfg->fork) {
     fprintf(stderr, "qnbd: --fork cannot be used with -s\n");
     return -1;
+  }
+  if (cfg->config_file) {
+    /* The file describes every export; nothing may compete with it. */
+    if (main->path || main->plugin || main->name[0] || main->description ||
+        main->readonly || main->format || main->snapshot || main->cache_size ||
+        cfg->exports.len > 1) {
+      fprintf(stderr,
+              "qnbd: --config: exports and their settings belong in "
+              "the file (no FILE, --plugin, -x, -r, -f, --export...)\n");
+      return -1;
+    }
+    if (!cfg->port)
+      cfg->port = "10809";
+    return 0;
   }
   if (!main->plugin && !main->path) {
     fprintf(stderr, "qnbd: no FILE given (see qnbd --help)\n");

@@ -9,6 +9,7 @@
 
 static enum log_level max_level = LOG_LVL_INFO;
 static bool to_syslog;
+static bool journal_prefix;
 static _Thread_local uint64_t current_conn;
 
 void log_set_level(enum log_level level)
@@ -25,6 +26,11 @@ void log_use_syslog(const char *ident)
 {
   openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
   to_syslog = true;
+}
+
+void log_use_journal(void)
+{
+  journal_prefix = true;
 }
 
 void log_set_conn(uint64_t conn_id)
@@ -53,6 +59,13 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
       syslog(prios[level], "conn %" PRIu64 ": %s", current_conn, msg);
     else
       syslog(prios[level], "%s", msg);
+  } else if (journal_prefix) {
+    /* The journal adds the time and the program name itself. */
+    if (current_conn)
+      fprintf(stderr, "<%d>%s: conn %" PRIu64 ": %s\n", prios[level],
+              names[level], current_conn, msg);
+    else
+      fprintf(stderr, "<%d>%s: %s\n", prios[level], names[level], msg);
   } else if (current_conn) {
     fprintf(stderr, "qnbd: %s: conn %" PRIu64 ": %s\n", names[level],
             current_conn, msg);

@@ -14,6 +14,9 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Send messages to syslog instead of stderr. */
 void log_use_syslog(const char *ident);
+/* Keep stderr but start each line with its syslog priority, "<3>", as
+ * the systemd journal reads a service's stderr (sd-daemon(3)). */
+void log_use_journal(void);
 
 /* The connection the calling thread is working for (0: none). */
 void log_set_conn(uint64_t conn_id);
