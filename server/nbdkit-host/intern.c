@@ -142,10 +142,7 @@ const char *nbdkit_export_name(void)
   struct host_conn *c = host_need_conn("nbdkit_export_name");
   if (!c)
     return NULL;
-  if (!c->export_name) {
-    nbdkit_error("nbdkit_export_name: no export name negotiated yet");
-    return NULL;
-  }
+  /* NULL before the client chose an export (preconnect, listing). */
   return c->export_name;
 }
 

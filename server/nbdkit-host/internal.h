@@ -7,8 +7,9 @@
  * may intern strings into it under its lock.  The current connection
  * of a thread is a thread-local set around every plugin callback.
  *
- * Lock order: host_plugin.lock, then host_conn.lock (never both held
- * while calling into the plugin).
+ * Lock order: host_handle.caps_lock (held while the plugin answers its
+ * can_* callbacks), then host_plugin.lock or host_conn.lock (taken when
+ * the plugin interns a string; never held while calling the plugin).
  */
 #ifndef QNBD_NBDKIT_HOST_INTERNAL_H
 #define QNBD_NBDKIT_HOST_INTERNAL_H

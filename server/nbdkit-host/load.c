@@ -182,7 +182,9 @@ static int host_resolve(const char *plugin, char **path)
 static int host_check_struct(struct host_plugin *hp,
                              const struct nbdkit_plugin *p)
 {
-  const size_t min_size = offsetof(struct nbdkit_plugin, errno_is_preserved);
+  /* The oldest plugins end soon after the v1 data callbacks; anything
+   * up to pread is needed to check the required callbacks. */
+  const size_t min_size = offsetof(struct nbdkit_plugin, _pwrite_v1);
   size_t n;
 
   if (p->_api_version != 1 && p->_api_version != 2) {
