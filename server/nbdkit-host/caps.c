@@ -63,9 +63,6 @@ static int host_write_caps(struct host_handle *hh, struct backend_caps *c)
   bool has_flush = p->flush || p->_flush_v1;
   int r;
 
-  if ((r = host_ask(hh, p->can_trim, p->trim || p->_trim_v1)) < 0)
-    return r;
-  c->can_trim = r;
   if ((r = host_ask(hh, p->can_zero, has_zero)) < 0)
     return r;
   /* Without (or refused) native zero the server writes zeroes. */
@@ -77,6 +74,9 @@ static int host_write_caps(struct host_handle *hh, struct backend_caps *c)
   if (r < 0)
     return r;
   c->can_fast_zero = r;
+  if ((r = host_ask(hh, p->can_trim, p->trim || p->_trim_v1)) < 0)
+    return r;
+  c->can_trim = r;
   if ((r = host_ask(hh, p->can_fua,
                     has_flush ? NBDKIT_FUA_EMULATE : NBDKIT_FUA_NONE)) < 0)
     return r;
@@ -99,14 +99,15 @@ static int host_compute_caps(struct host_handle *hh, struct backend_caps *c)
       (r = host_ask(hh, p->can_write, p->pwrite || p->_pwrite_v1)) < 0)
     return r;
   c->can_write = !hh->conn.readonly && r;
+  /* In nbdkit's order, which scripted plugins (sh, eval) can observe. */
+  if (c->can_write && (r = host_write_caps(hh, c)) < 0)
+    return r;
   if ((r = host_ask(hh, p->can_flush, p->flush || p->_flush_v1)) < 0)
     return r;
   c->can_flush = r;
   if ((r = host_ask(hh, p->is_rotational, 0)) < 0)
     return r;
   c->is_rotational = r;
-  if (c->can_write && (r = host_write_caps(hh, c)) < 0)
-    return r;
   if ((r = host_ask(hh, p->can_multi_conn, 0)) < 0)
     return r;
   c->can_multi_conn = r;
