@@ -237,6 +237,51 @@ static int ec_errors(struct ec_conn *c, struct ec_result *res)
   return 0;
 }
 
+/* 64-bit lengths that a server truncating to 32 bits, or computing
+ * offset + length without overflow checks, would get wrong. */
+static int ec_errors_64(struct ec_conn *c, struct ec_result *res)
+{
+  const uint64_t wrap = UINT64_MAX - EC_GiB + 1 + 4096; /* 1 GiB + wrap */
+  uint8_t *w = malloc(EC_IO), *rd = malloc(EC_IO);
+  uint64_t at = c->min_block <= 1 ? 100 : 8192;
+  int r = -ENOMEM;
+
+  if (w == NULL || rd == NULL)
+    goto out;
+  /* 4 GiB + 512: above any maximum payload.  The spec lets a server
+   * split big reads, but qnbd refuses them; truncated to 32 bits it
+   * would answer 512 bytes of content. */
+  res->buf = rd;
+  r = ec_do(c, EC_CMD_READ, 0, 0, 4 * EC_GiB + 512, NULL, 0, res);
+  res->buf = NULL;
+  if (r < 0)
+    goto out;
+  EC_CHECK(c, res->error != 0 && res->covered == 0,
+           "READ of 4 GiB + 512: error %u, %" PRIu64 " bytes", res->error,
+           res->covered);
+  r = ec_do(c, EC_CMD_WRITE_ZEROES, 0, EC_GiB, wrap, NULL, 0, res);
+  if (r < 0)
+    goto out;
+  EC_CHECK(c, res->error == EC_EINVAL || res->error == 28,
+           "WRITE_ZEROES wrapping 2^64: error %u", res->error);
+  r = ec_do(c, EC_CMD_TRIM, 0, EC_GiB, wrap, NULL, 0, res);
+  if (r < 0)
+    goto out;
+  EC_CHECK(c, res->error != 0, "TRIM wrapping 2^64 succeeded");
+  /* The data written at the start is intact. */
+  ec_fill(w, EC_IO, 2);
+  res->buf = rd;
+  r = ec_do(c, EC_CMD_READ, 0, at, EC_IO, NULL, 0, res);
+  res->buf = NULL;
+  if (r == 0)
+    EC_CHECK(c, res->error == 0 && memcmp(w, rd, EC_IO) == 0,
+             "data at %" PRIu64 " changed by failed requests", at);
+out:
+  free(w);
+  free(rd);
+  return r;
+}
+
 /* TRIM of 5 GiB, FLUSH, then DISC: the server closes without a reply. */
 static int ec_trim_flush_disc(struct ec_conn *c, struct ec_result *res)
 {
@@ -450,7 +495,7 @@ int main(int argc, char **argv)
       (r = ec_write_read(&c, res, c.min_block <= 1 ? 100 : 8192, 2)) < 0 ||
       (r = ec_pipeline(&c)) < 0 || (r = ec_zero_64(&c, res)) < 0 ||
       (r = ec_block_status(&c, res)) < 0 || (r = ec_errors(&c, res)) < 0 ||
-      (r = ec_trim_flush_disc(&c, res)) < 0)
+      (r = ec_errors_64(&c, res)) < 0 || (r = ec_trim_flush_disc(&c, res)) < 0)
     goto out;
 out:
   if (r < 0)
