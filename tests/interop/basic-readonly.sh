@@ -3,7 +3,7 @@
 # with its client-side checks off) fail with EPERM, reads work, and the
 # file is unchanged.  TCP and Unix.
 . "$(dirname "$0")/../lib.sh"
-require qemu-io qemu-img nbdcopy
+require qemu-io qemu-img nbdcopy nbdsh # nbdsh: python3-libnbd
 
 truncate -s 4M disk.img
 dd if=/dev/urandom of=disk.img bs=64k seek=1 count=4 conv=notrunc status=none

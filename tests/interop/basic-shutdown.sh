@@ -4,7 +4,7 @@
 # file, every completed nbdcopy is, and the Unix socket file is gone (the
 # TCP port closed).
 . "$(dirname "$0")/../lib.sh"
-require nbdcopy
+require nbdcopy nbdsh # nbdsh: python3-libnbd
 
 # The writer: 4 KiB writes cycling over 1024 blocks, each tagged with a
 # sequence number, until the connection ends.  It prints "started" once

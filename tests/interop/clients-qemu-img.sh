@@ -70,12 +70,25 @@ check() { # check URI
   same_map "$1" "after convert"
 }
 
+# QEMU's other spellings of the same export: the legacy nbd:HOST:PORT /
+# nbd:unix:PATH form and --image-opts.
+other_syntax() { # other_syntax LEGACY IMAGE-OPTS
+  qemu-img compare -f raw -F raw "$1" disk.img || fail "qemu-img compare $1"
+  [ "$(qemu-img info --output=json --image-opts "$2" |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')" = 16777216 ] ||
+    fail "qemu-img info --image-opts $2"
+}
+
 fresh
 start_qnbd_tcp -x vol disk.img
 check "nbd://127.0.0.1:$PORT/vol"
+other_syntax "nbd:127.0.0.1:$PORT:exportname=vol" \
+  "driver=raw,file.driver=nbd,file.server.type=inet,file.server.host=127.0.0.1,file.server.port=$PORT,file.export=vol"
 stop_qnbd
 
 fresh
 start_qnbd -x vol disk.img
 check "nbd+unix:///vol?socket=$SOCK"
+other_syntax "nbd:unix:$SOCK:exportname=vol" \
+  "driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=$SOCK,file.export=vol"
 stop_qnbd
