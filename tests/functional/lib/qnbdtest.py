@@ -140,7 +140,10 @@ class Server:
     is missing when the configuration is qnbd-only (start() skips).
     """
 
-    def __init__(self, qnbd_args, peer_args=None, expect_clean_exit=True):
+    def __init__(self, qnbd_args, peer_args=None, expect_clean_exit=True,
+                 tcp=False):
+        self.tcp = tcp
+        self.port = free_port() if tcp else None
         self.qnbd_args = list(qnbd_args)
         self.peer_args = peer_args or {}
         self.expect_clean_exit = expect_clean_exit
@@ -154,14 +157,23 @@ class Server:
             qnbd = os.environ.get("QNBD")
             if not qnbd:
                 raise Skip("QNBD is not set")
+            if self.tcp:
+                return [qnbd, "-p", str(self.port), "-b", "127.0.0.1"] + \
+                    self.qnbd_args
             return [qnbd, "-U", self.sock] + self.qnbd_args
         if PEER not in self.peer_args:
             raise Skip("no %s equivalent of qnbd %s" % (PEER, self.qnbd_args))
         tail = self.peer_args[PEER]
         if callable(tail):
             tail = tail(self.dir)
+        if PEER == "nbdkit" and self.tcp:
+            return ["nbdkit", "-f", "-p", str(self.port), "-i", "127.0.0.1"] \
+                + tail
         if PEER == "nbdkit":
             return ["nbdkit", "-f", "-U", self.sock] + tail
+        if PEER == "qemu-nbd" and self.tcp:
+            return ["qemu-nbd", "-p", str(self.port), "-b", "127.0.0.1",
+                    "-t", "-e", "0"] + tail
         if PEER == "qemu-nbd":
             return ["qemu-nbd", "-k", self.sock, "-t", "-e", "0"] + tail
         raise Skip("unknown QNBD_PEER " + PEER)
@@ -177,10 +189,11 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError("server exited with %d at start: %s"
                                      % (self.proc.returncode, self.tail()))
-            if os.path.exists(self.sock):
+            if self.tcp or os.path.exists(self.sock):
                 try:
-                    s = socket.socket(socket.AF_UNIX)
-                    s.connect(self.sock)
+                    s = socket.socket(socket.AF_INET if self.tcp
+                                      else socket.AF_UNIX)
+                    s.connect(self.addr)
                     s.close()
                     return self
                 except OSError:
@@ -189,10 +202,17 @@ class Server:
         raise AssertionError("server did not listen on %s" % self.sock)
 
     @property
+    def addr(self):
+        """What Raw() connects to: a socket path or (host, port)."""
+        return ("127.0.0.1", self.port) if self.tcp else self.sock
+
+    @property
     def uri(self):
-        return "nbd+unix:///?socket=" + self.sock
+        return self.uri_for("")
 
     def uri_for(self, name):
+        if self.tcp:
+            return "nbd://127.0.0.1:%d/%s" % (self.port, name)
         return "nbd+unix:///%s?socket=%s" % (name, self.sock)
 
     def alive(self):
@@ -231,6 +251,14 @@ class Server:
         return False
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def qemu_sparse(size, extra=()):
     """qemu-nbd arguments serving a fresh sparse raw file of size."""
     def args(d):
@@ -262,10 +290,13 @@ def libnbd_connect(uri, **kw):
 class Raw:
     """A hand-driven NBD client: every byte it sends is chosen by the test."""
 
-    def __init__(self, path, timeout=10):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, addr, timeout=10):
+        """addr: a Unix socket path, or a (host, port) tuple."""
+        tcp = isinstance(addr, tuple)
+        self.s = socket.socket(socket.AF_INET if tcp else socket.AF_UNIX,
+                               socket.SOCK_STREAM)
         self.s.settimeout(timeout)
-        self.s.connect(path)
+        self.s.connect(addr)
         self.sr = False  # structured replies negotiated
         self.ext = False  # extended headers negotiated
         self.cookie = 0
