@@ -15,8 +15,14 @@ SIZE = 1 * GiB
 errnos = __import__("errno")
 
 
+# Every test runs on a memory export, then again on a sparse raw file.
+KIND = ["memory"]
+
+
 def server(ro=False, size="1G"):
     extra = ["-r"] if ro else []
+    if KIND[0] == "file":
+        return file_server(size, extra)
     return Server(extra + ["-f", "memory", size],
                   {"nbdkit": extra + ["memory", size],
                    "qemu-nbd": qemu_sparse(size, extra)})
@@ -508,11 +514,28 @@ def test_fragmented_block_status():
                                      "extents" % (n, span // B))
 
 
+def on_files(tests):
+    """The same tests on a raw file export."""
+    def wrap(t):
+        def f():
+            KIND[0] = "file"
+            try:
+                t()
+            finally:
+                KIND[0] = "memory"
+        f.__name__ = t.__name__ + "_file"
+        return f
+    # Size checks happen before any backend call: once is enough.
+    return tests + [wrap(t) for t in tests
+                    if t not in (test_oversize_requests, test_zero_length,
+                                 test_unknown_command_and_flags)]
+
+
 if __name__ == "__main__":
-    run([test_out_of_bounds, test_unknown_command_and_flags, test_read_only,
+    run(on_files([test_out_of_bounds, test_unknown_command_and_flags, test_read_only,
          test_oversize_requests, test_zero_length,
          test_block_status_without_context, test_fua_df_on_read,
          test_req_one_and_extents, test_sparse_read,
          test_structured_read_errors, test_disc_finishes_inflight,
          test_parallel_aio, test_zero_flags_and_cache,
-         test_multi_conn_and_backpressure, test_fragmented_block_status])
+         test_multi_conn_and_backpressure, test_fragmented_block_status]))

@@ -144,7 +144,8 @@ class Server:
                  tcp=False):
         self.tcp = tcp
         self.port = free_port() if tcp else None
-        self.qnbd_args = list(qnbd_args)
+        self.qnbd_args = qnbd_args if callable(qnbd_args) else \
+            list(qnbd_args)
         self.peer_args = peer_args or {}
         self.expect_clean_exit = expect_clean_exit
         self.dir = tempfile.mkdtemp(prefix="qnbd-func.")
@@ -157,10 +158,12 @@ class Server:
             qnbd = os.environ.get("QNBD")
             if not qnbd:
                 raise Skip("QNBD is not set")
+            args = self.qnbd_args
+            if callable(args):
+                args = args(self.dir)
             if self.tcp:
-                return [qnbd, "-p", str(self.port), "-b", "127.0.0.1"] + \
-                    self.qnbd_args
-            return [qnbd, "-U", self.sock] + self.qnbd_args
+                return [qnbd, "-p", str(self.port), "-b", "127.0.0.1"] + args
+            return [qnbd, "-U", self.sock] + args
         if PEER not in self.peer_args:
             raise Skip("no %s equivalent of qnbd %s" % (PEER, self.qnbd_args))
         tail = self.peer_args[PEER]
@@ -259,14 +262,26 @@ def free_port():
     return port
 
 
+def sparse_file(d, size):
+    path = os.path.join(d, "disk.raw")
+    with open(path, "wb") as f:
+        f.truncate(parse_size(size))
+    return path
+
+
 def qemu_sparse(size, extra=()):
     """qemu-nbd arguments serving a fresh sparse raw file of size."""
-    def args(d):
-        path = os.path.join(d, "disk.raw")
-        with open(path, "wb") as f:
-            f.truncate(parse_size(size))
-        return list(extra) + ["-f", "raw", "--discard=unmap", path]
-    return args
+    return lambda d: list(extra) + ["-f", "raw", "--discard=unmap",
+                                    sparse_file(d, size)]
+
+
+def file_server(size="1G", extra=()):
+    """A fresh sparse raw file of size served by qnbd (or nbdkit file,
+    or qemu-nbd)."""
+    extra = list(extra)
+    return Server(lambda d: extra + [sparse_file(d, size)],
+                  {"nbdkit": lambda d: extra + ["file", sparse_file(d, size)],
+                   "qemu-nbd": qemu_sparse(size, extra)})
 
 
 def parse_size(size):
