@@ -67,7 +67,7 @@ if [ -z "${QNBD:-}" ]; then
   fi
 fi
 export QNBD
-# shellcheck source=../lib.sh
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$here/../lib.sh"
 require fio nbdinfo /usr/bin/python3
 for s in "${SERVERS[@]}"; do [ "$s" = qnbd ] || require "$s"; done
@@ -76,7 +76,7 @@ if [[ ",$servers," == *,qnbd,* ]]; then
   [ -x "$QNBD" ] || fail "qnbd binary not found: $QNBD"
 fi
 REPORT=$here/report.py
-RESULTS=$TMP/results.tsv # row server round status iops bw_bytes
+RESULTS=$TMP/results.tsv # row server round status iops bw_bytes cpu_s
 ROWS=$TMP/rows.tsv       # row servers description
 : >"$RESULTS"
 : >"$ROWS"
@@ -156,8 +156,13 @@ stop_server() {
   done
   kill -KILL "$SRV_PID" 2>/dev/null || true
   wait "$SRV_PID" 2>/dev/null || true
+  forget_pid "$SRV_PID"
+}
+
+# forget_pid PID: PID has exited; lib.sh must not signal it at exit.
+forget_pid() {
   local keep=() p
-  for p in "${_pids[@]}"; do [ "$p" = "$SRV_PID" ] || keep+=("$p"); done
+  for p in "${_pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   _pids=("${keep[@]}")
 }
 
@@ -255,46 +260,78 @@ rows_qcow2() {
 }
 
 # ---- running ----
-# run_one ROW-INDEX SERVER ROUND: one fio run; appends to $RESULTS.
+# cpu_seconds PID: user + system CPU time of PID and all its threads.
+cpu_seconds() {
+  # Fields 14 and 15 after the pid and (comm); comm may hold spaces.
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  stat=${stat##*) }
+  awk -v t="$(getconf CLK_TCK)" '{printf "%.3f", ($12 + $13) / t}' <<<"$stat"
+}
+
+# record ROW SERVER ROUND STATUS [IOPS BW_BYTES CPU_S]: one line of $RESULTS.
+record() {
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" \
+    "${5:-0}" "${6:-0}" "${7:-0}" >>"$RESULTS"
+}
+
+# run_one ROW-INDEX SERVER ROUND: one fio run against a fresh server.
 run_one() {
-  local i=$1 srv=$2 round=$3 id=${ROW_ID[$1]} json res
-  json=$TMP/fio-${id//\//_}-$srv-$round.json
+  local i=$1 srv=$2 round=$3 id=${ROW_ID[$1]} res
   [ -z "${ROW_FRESH[$i]}" ] || ${ROW_FRESH[$i]}
   # Dirty pages of the previous write run must not slow this one.
   sync -- "${ROW_IMG[$i]}"
   if ! start_server "$srv" "${ROW_FMT[$i]}" "${ROW_IMG[$i]}"; then
     log "$id $srv: server did not start (see $srv.log)"
     stop_server
-    printf '%s\t%s\t%s\tnostart\t0\t0\n' "$id" "$srv" "$round" >>"$RESULTS"
+    record "$id" "$srv" "$round" nostart
     return
   fi
   if [ "$(cat "$TMP/size")" != "${ROW_VSIZE[$i]}" ]; then
     log "$id $srv: export size $(cat "$TMP/size") != ${ROW_VSIZE[$i]}"
     stop_server
-    printf '%s\t%s\t%s\tbadsize\t0\t0\n' "$id" "$srv" "$round" >>"$RESULTS"
+    record "$id" "$srv" "$round" badsize
     return
   fi
-  local rnd=()
+  if ! res=$(run_fio "$i" "$TMP/fio-${id//\//_}-$srv-$round.json"); then
+    log "$id $srv round $round: FAILED ($res)"
+    stop_server
+    record "$id" "$srv" "$round" failed
+    return
+  fi
+  stop_server
+  # shellcheck disable=SC2086 # res is "IOPS BW_BYTES CPU_S"
+  record "$id" "$srv" "$round" ok $res
+  log "[$round/$rounds] $id $srv:" "$(awk '{printf "%.0f IOPS %.1f MB/s" \
+    " %.1f us CPU/IO", $1, $2 / 1e6, $3 * 1e6 / ($1 * t)}' t="$runtime" \
+    <<<"$res")"
+}
+
+# run_fio ROW-INDEX JSON: fio against $SRV_URI; prints "IOPS BW_BYTES
+# CPU_S", the server's CPU time counted over fio's measured period (after
+# the warm-up), or why it failed.
+run_fio() {
+  local i=$1 json=$2 rnd=() rc=0 cpu0 cpu1 fpid res
   [[ ${ROW_RW[$i]} == rand* ]] && rnd=(--norandommap --randrepeat=0)
-  local rc=0
   # A hung server must not hang the benchmark (or CI).
   timeout -k 5 $((runtime + ramp + 60)) \
-    fio --name="$id" --ioengine=nbd --uri="$SRV_URI" --rw="${ROW_RW[$i]}" \
-    --bs="${ROW_BS[$i]}" --iodepth="${ROW_QD[$i]}" --numjobs=1 \
-    "${rnd[@]}" --time_based --runtime="$runtime" --ramp_time="$ramp" \
-    --output-format=json --output="$json" >>"$TMP/fio.log" 2>&1 || rc=$?
-  local alive=1
-  kill -0 "$SRV_PID" 2>/dev/null || alive=0
-  stop_server
-  if [ "$rc" -ne 0 ] || [ "$alive" = 0 ] ||
-    ! res=$(/usr/bin/python3 "$REPORT" parse "$json" "${ROW_RW[$i]}"); then
-    log "$id $srv round $round: FAILED (fio rc=$rc, server alive=$alive)"
-    printf '%s\t%s\t%s\tfailed\t0\t0\n' "$id" "$srv" "$round" >>"$RESULTS"
-    return
-  fi
-  printf '%s\t%s\t%s\tok\t%s\n' "$id" "$srv" "$round" "$res" >>"$RESULTS"
-  log "[$round/$rounds] $id $srv:" \
-    "$(awk '{printf "%.0f IOPS %.1f MB/s", $1, $2 / 1e6}' <<<"$res")"
+    fio --name="${ROW_ID[$i]}" --ioengine=nbd --uri="$SRV_URI" \
+    --rw="${ROW_RW[$i]}" --bs="${ROW_BS[$i]}" --iodepth="${ROW_QD[$i]}" \
+    --numjobs=1 "${rnd[@]}" --time_based --runtime="$runtime" \
+    --ramp_time="$ramp" --output-format=json --output="$json" \
+    >>"$TMP/fio.log" 2>&1 &
+  fpid=$!
+  _pids+=("$fpid")
+  sleep "$ramp"
+  cpu0=$(cpu_seconds "$SRV_PID")
+  wait "$fpid" || rc=$?
+  forget_pid "$fpid"
+  cpu1=$(cpu_seconds "$SRV_PID")
+  kill -0 "$SRV_PID" 2>/dev/null || { echo "server died"; return 1; }
+  [ "$rc" = 0 ] || { echo "fio exit status $rc"; return 1; }
+  res=$(/usr/bin/python3 "$REPORT" parse "$json" "${ROW_RW[$i]}" 2>&1) ||
+    { echo "$res"; return 1; }
+  echo "$res $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {printf "%.3f", b - a}')"
 }
 
 versions() {
@@ -336,7 +373,7 @@ main() {
   done
   local rc=0
   /usr/bin/python3 "$REPORT" summary "$ROWS" "$RESULTS" "$rounds" \
-    >"$TMP/report.txt" || rc=$?
+    "$runtime" >"$TMP/report.txt" || rc=$?
   cat "$TMP/report.txt"
   if [ -n "$out" ]; then cat "$TMP/env.txt" "$TMP/report.txt" >"$out"; fi
   return "$rc"

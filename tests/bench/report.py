@@ -6,7 +6,8 @@ Not a test on its own (tests/bench/CMakeLists.txt registers bench.sh only).
   report.py parse FIO.json RW          -> "IOPS BW_BYTES" of the one job
   report.py probe URI RAW              -> exit 0 if the export shows RAW's
                                           data and takes writes
-  report.py summary ROWS RESULTS N     -> tables and BENCH lines; exit 1
+  report.py summary ROWS RESULTS N SECONDS
+                                       -> tables and BENCH lines; exit 1
                                           unless every server completed every
                                           row N times
 """
@@ -47,33 +48,98 @@ def probe(uri, raw):
     h.shutdown()
 
 
+class Stat:
+    """Medians over one server's runs of one row."""
+
+    def __init__(self, samples, runtime):
+        # samples: [(iops, bytes/s, server CPU seconds over the run)]
+        self.runs = len(samples)
+        self.iops = statistics.median(s[0] for s in samples)
+        self.mbps = statistics.median(s[1] for s in samples) / 1e6
+        # Server CPU time per request, in microseconds: less sensitive to
+        # a busy machine than throughput is.
+        self.cpu_us = statistics.median(
+            s[2] * 1e6 / (s[0] * runtime) if s[0] else 0.0 for s in samples)
+        # Spread of the runs around the median, to judge the noise.
+        lo, hi = min(s[0] for s in samples), max(s[0] for s in samples)
+        self.spread = (hi - lo) / self.iops * 100 if self.iops else 0.0
+
+
 def load(rows_path, results_path):
     rows = []  # (id, [servers], description)
     with open(rows_path) as f:
         for line in f:
             rid, srv, desc = line.rstrip("\n").split("\t")
             rows.append((rid, [s for s in srv.split(",") if s], desc))
-    runs = {}  # (row, server) -> [(iops, bw)]
+    runs = {}  # (row, server) -> [(iops, bw, cpu)]
     failed = {}  # (row, server) -> [status]
     with open(results_path) as f:
         for line in f:
-            rid, srv, _rnd, status, iops, bw = line.rstrip("\n").split("\t")
+            rid, srv, _rnd, status, *fig = line.rstrip("\n").split("\t")
             if status == "ok":
-                runs.setdefault((rid, srv), []).append((float(iops), float(bw)))
+                runs.setdefault((rid, srv), []).append(tuple(map(float, fig)))
             else:
                 failed.setdefault((rid, srv), []).append(status)
     return rows, runs, failed
 
 
-def medians(samples):
-    iops = statistics.median(s[0] for s in samples)
-    mbps = statistics.median(s[1] for s in samples) / 1e6
-    # Spread of the runs around the median, to judge the noise.
-    lo, hi = min(s[0] for s in samples), max(s[0] for s in samples)
-    return iops, mbps, (hi - lo) / iops * 100 if iops else 0.0
+def print_tables(rows, med, lines):
+    """One table per row set; returns the peers seen, in order."""
+    peers, current = [], None
+    for rid, servers, desc in rows:
+        rset, job = rid.split("/", 1)
+        if rset != current:
+            current = rset
+            print(f"\n{rset}: {desc}")
+            print(f"  {'job':<18} {'server':<9} {'IOPS':>10} {'MB/s':>9}"
+                  f" {'spread':>7} {'CPU us/IO':>10} {'qnbd/server':>12}")
+        for n, s in enumerate(servers):
+            if s != "qnbd" and s not in peers:
+                peers.append(s)
+            name = "" if n else job
+            if (rid, s) not in med:
+                print(f"  {name:<18} {s:<9} {'FAILED':>10}")
+                continue
+            m = med[rid, s]
+            ratio = ""
+            if s != "qnbd" and (rid, "qnbd") in med:
+                ratio = f"{med[rid, 'qnbd'].iops / m.iops:.2f}"
+            print(f"  {name:<18} {s:<9} {m.iops:>10,.0f} {m.mbps:>9.1f}"
+                  f" {m.spread:>6.0f}% {m.cpu_us:>10.1f} {ratio:>12}")
+            lines.append(f"BENCH row={rid} server={s} iops={m.iops:.0f}"
+                         f" mbps={m.mbps:.1f} cpu_us_per_io={m.cpu_us:.2f}"
+                         f" runs={m.runs} spread_pct={m.spread:.1f}")
+    return peers
 
 
-def summary(rows_path, results_path, nrounds):
+def print_ratios(rows, med, peers, lines):
+    """The matrix of qnbd / peer, for throughput and for CPU per I/O."""
+    pairs = {}
+    for rid, servers, _ in rows:
+        for p in peers:
+            if p in servers and (rid, p) in med and (rid, "qnbd") in med:
+                q, o = med[rid, "qnbd"], med[rid, p]
+                cpu = q.cpu_us / o.cpu_us if o.cpu_us else 0.0
+                pairs[rid, p] = (q.iops / o.iops, cpu)
+                lines.append(f"BENCH_RATIO row={rid} peer={p}"
+                             f" iops_ratio={q.iops / o.iops:.3f}"
+                             f" mbps_ratio={q.mbps / o.mbps:.3f}"
+                             f" cpu_ratio={cpu:.3f}")
+    if not pairs:
+        return
+    for k, title in ((0, "throughput, qnbd / peer (> 1: qnbd is faster;"
+                      " the same for IOPS and MB/s)"),
+                     (1, "server CPU per I/O, qnbd / peer"
+                      " (< 1: qnbd uses less)")):
+        print(f"\n{title}")
+        print(f"  {'row':<30}" + "".join(f" {p:>9}" for p in peers))
+        for rid, _, _ in rows:
+            print(f"  {rid:<30}" + "".join(
+                f" {pairs[rid, p][k]:>9.2f}" if (rid, p) in pairs
+                else f" {'-':>9}" for p in peers))
+
+
+def summary(rows_path, results_path, nrounds, runtime):
     rows, runs, failed = load(rows_path, results_path)
     med, lines, missing = {}, [], []
     for rid, servers, _ in rows:
@@ -83,56 +149,13 @@ def summary(rows_path, results_path, nrounds):
                 why = ",".join(failed.get((rid, s), ["missing"]))
                 missing.append(f"{rid}:{s}:{why}")
             if got:
-                med[rid, s] = medians(got)
+                med[rid, s] = Stat(got, runtime)
 
-    print(f"\nMedians of {nrounds} interleaved run(s); fio nbd engine, one"
-          " connection, TCP 127.0.0.1.")
-    print("MB/s = 10^6 bytes/s.  ratio = qnbd / that server"
-          " (> 1: qnbd is faster).")
-    peers = []
-    current = None
-    for rid, servers, desc in rows:
-        rset, job = rid.split("/", 1)
-        if rset != current:
-            current = rset
-            print(f"\n{rset}: {desc}")
-            print(f"  {'job':<18} {'server':<9} {'IOPS':>10} {'MB/s':>9}"
-                  f" {'spread':>7} {'qnbd/server':>12}")
-        first = True
-        for s in servers:
-            if s != "qnbd" and s not in peers:
-                peers.append(s)
-            name = job if first else ""
-            first = False
-            if (rid, s) not in med:
-                print(f"  {name:<18} {s:<9} {'FAILED':>10}")
-                continue
-            iops, mbps, spread = med[rid, s]
-            ratio = ""
-            if s != "qnbd" and (rid, "qnbd") in med:
-                ratio = f"{med[rid, 'qnbd'][0] / iops:.2f}"
-            print(f"  {name:<18} {s:<9} {iops:>10,.0f} {mbps:>9.1f}"
-                  f" {spread:>6.0f}% {ratio:>12}")
-            n = len(runs[rid, s])
-            lines.append(f"BENCH row={rid} server={s} iops={iops:.0f}"
-                         f" mbps={mbps:.1f} runs={n} spread_pct={spread:.1f}")
-
-    if peers and any(s == "qnbd" for _, srv, _ in rows for s in srv):
-        print("\nqnbd / peer (the same for IOPS and MB/s: fixed block size)")
-        print(f"  {'row':<30}" + "".join(f" {p:>9}" for p in peers))
-        for rid, servers, _ in rows:
-            cells = []
-            for p in peers:
-                if p in servers and (rid, p) in med and (rid, "qnbd") in med:
-                    q, o = med[rid, "qnbd"], med[rid, p]
-                    cells.append(f" {q[0] / o[0]:>9.2f}")
-                    lines.append(f"BENCH_RATIO row={rid} peer={p}"
-                                 f" iops_ratio={q[0] / o[0]:.3f}"
-                                 f" mbps_ratio={q[1] / o[1]:.3f}")
-                else:
-                    cells.append(f" {'-':>9}")
-            print(f"  {rid:<30}" + "".join(cells))
-
+    print(f"\nMedians of {nrounds} interleaved run(s) of {runtime:g} s; fio nbd"
+          " engine, one connection, TCP 127.0.0.1.")
+    print("MB/s = 10^6 bytes/s.  qnbd/server > 1: qnbd is faster.")
+    peers = print_tables(rows, med, lines)
+    print_ratios(rows, med, peers, lines)
     print()
     for line in lines:
         print(line)
@@ -148,8 +171,8 @@ def main(argv):
         parse(argv[2], argv[3])
     elif len(argv) == 4 and argv[1] == "probe":
         probe(argv[2], argv[3])
-    elif len(argv) == 5 and argv[1] == "summary":
-        return summary(argv[2], argv[3], int(argv[4]))
+    elif len(argv) == 6 and argv[1] == "summary":
+        return summary(argv[2], argv[3], int(argv[4]), float(argv[5]))
     else:
         sys.exit(__doc__)
     return 0
