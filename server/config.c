@@ -38,6 +38,7 @@ struct parser {
   struct export_config *cur;    /* the section being read */
   struct export_config scratch; /* a section in error: keys checked only */
   unsigned seen;                /* K_* of cur */
+  unsigned errors_before;       /* p->errors when cur began */
   char *size;                   /* size = (memory format) */
 };
 
@@ -292,7 +293,9 @@ static void finish_section(struct parser *p)
     return;
   }
   p->line = ec->line; /* errors point at the section header */
-  if (ec->plugin && (ec->path || ec->format || p->size || ec->snapshot))
+  if (p->errors > p->errors_before)
+    ; /* a bad value was reported: what follows from it is noise */
+  else if (ec->plugin && (ec->path || ec->format || p->size || ec->snapshot))
     perr(p, "export '%s': 'plugin' excludes path, format, size and snapshot",
          ec->name);
   else if (!ec->plugin && ec->plugin_argc)
@@ -325,6 +328,7 @@ static void parse_section(struct parser *p, char *s)
    * go nowhere. */
   p->cur = &p->scratch;
   p->seen = 0;
+  p->errors_before = p->errors;
   if (!end || trim(end + 1)[0] != '\0') {
     perr(p, "a section header must end with ']'");
     return;

@@ -127,7 +127,8 @@ fail:
   return r;
 }
 
-int exports_open(const struct export_config_vec *cfgs, struct export_vec *out)
+int exports_open(const struct export_config_vec *cfgs, const char *file,
+                 struct export_vec *out)
 {
   *out = (struct export_vec){0};
   for (size_t i = 0; i < cfgs->len; i++) {
@@ -139,9 +140,9 @@ int exports_open(const struct export_config_vec *cfgs, struct export_vec *out)
       r = -ENOMEM;
     }
     if (r < 0) {
-      if (cfgs->ptr[i].line)
-        log_error("export '%s' (line %u) cannot be opened", cfgs->ptr[i].name,
-                  cfgs->ptr[i].line);
+      if (file)
+        log_error("%s:%u: export '%s' cannot be opened", file,
+                  cfgs->ptr[i].line, cfgs->ptr[i].name);
       exports_close(out);
       return r;
     }

@@ -123,8 +123,10 @@ DEFINE_VECTOR(export_vec, struct export *)
 struct server;
 struct conn;
 
-/* Open every configured export (logs and returns <0 on failure). */
-int exports_open(const struct export_config_vec *cfgs, struct export_vec *out);
+/* Open every configured export (logs and returns <0 on failure); file
+ * names the configuration file the exports come from, if any. */
+int exports_open(const struct export_config_vec *cfgs, const char *file,
+                 struct export_vec *out);
 /* Open one export (refs = 1). */
 int exports_open_one(const struct export_config *ec, struct export **out);
 /* Drop the list's references and destroy what nobody else holds. */

@@ -229,7 +229,7 @@ int main(int argc, char **argv)
   srv.cfg = &cfg;
   the_server = &srv;
   pthread_mutex_init(&srv.exports_lock, NULL);
-  if (exports_open(&cfg.exports, &srv.exports) < 0)
+  if (exports_open(&cfg.exports, cfg.config_file, &srv.exports) < 0)
     return EXIT_FAILURE;
   srv.serialize_connections = exports_serialize_connections(&srv.exports);
   setup_loop(&srv);
