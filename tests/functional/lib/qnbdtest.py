@@ -182,6 +182,17 @@ class Server:
         raise Skip("unknown QNBD_PEER " + PEER)
 
     def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _start(self):
         argv = self.argv()
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
