@@ -5,6 +5,7 @@
 EXTCLIENT=$QNBD_BUILD/tests/functional/qnbd-extclient
 [ -x "$EXTCLIENT" ] || fail "qnbd-extclient not built at $EXTCLIENT"
 
+require nbdsh
 start_qnbd -f memory 16G
 "$EXTCLIENT" "$SOCK" || fail "qnbd-extclient reported failures"
 # The server still serves a compact-header client afterwards.
