@@ -20,6 +20,15 @@ import traceback
 
 PEER = os.environ.get("QNBD_PEER", "qnbd")
 
+try:  # Debian's python3-libnbd; like lib.sh's `require`
+    import nbd  # noqa: F401
+except ImportError:
+    if os.environ.get("QNBD_REQUIRE_ALL") == "1":
+        print("FAIL: required but missing: python3-libnbd (nbd module)")
+        sys.exit(1)
+    print("SKIP: python3-libnbd (nbd module) is not installed")
+    sys.exit(77)
+
 # --- Protocol constants (doc/proto.md of the NBD project, "Values") ---
 NBDMAGIC = 0x4E42444D41474943
 IHAVEOPT = 0x49484156454F5054
