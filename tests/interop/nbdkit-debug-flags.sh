@@ -2,6 +2,7 @@
 # (nbdkit-plugin(3) "Debug Flags"): data's AST dump appears only with
 # -D data.AST=1, and a flag for another plugin is reported unused.
 . "$(dirname "$0")/../lib.sh"
+. "$QNBD_TESTS/plugins/compare.sh"
 
 start_qnbd -v -D data.AST=1 -D other.flag=1 --plugin data "1 2 3"
 stop_qnbd

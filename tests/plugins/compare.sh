@@ -9,12 +9,28 @@ NBD_PY=/usr/bin/python3
 # Under ASan, what Debian's plugins leave allocated at unload is theirs.
 export QNBD_NBDKIT_KEEP_LOADED=1
 
+# sanitizer_preload ARGS...: the runtimes nbdkit must preload to load
+# any of our plugins among ARGS built with -fsanitize (ASan CI builds).
+sanitizer_preload() {
+  local a lib pre=
+  for a in "$@"; do
+    [ -f "$a" ] && [ "${a%.so}" != "$a" ] || continue
+    for lib in asan ubsan tsan; do
+      if nm -D "$a" 2>/dev/null | grep -q "__${lib}_"; then
+        pre="$pre:$(gcc -print-file-name=lib$lib.so)"
+      fi
+    done
+  done
+  echo "${pre#:}"
+}
+
 # start_nbdkit ARGS...: real nbdkit on $TMP/nbdkit.sock (URI $NK_URI).
 start_nbdkit() {
   NK_SOCK=$TMP/nbdkit.sock
   NK_URI="nbd+unix:///?socket=$NK_SOCK"
   rm -f "$NK_SOCK"
-  nbdkit -f -U "$NK_SOCK" "$@" >>"$TMP/nbdkit.log" 2>&1 &
+  LD_PRELOAD=$(sanitizer_preload "$@") ASAN_OPTIONS=detect_leaks=0 \
+    nbdkit -f -U "$NK_SOCK" "$@" >>"$TMP/nbdkit.log" 2>&1 &
   NK_PID=$!
   _pids+=("$NK_PID")
   wait_for_socket "$NK_SOCK"
