@@ -155,15 +155,21 @@ static bool stderr_is_journal(void)
 }
 
 /* Where logs go: --log, else the journal when systemd connected our
- * stderr to it, syslog when --fork detaches us, stderr otherwise. */
-static void setup_logging(const struct config *cfg)
+ * stderr to it, syslog once --fork detached us (start-up errors still
+ * reach the terminal), stderr otherwise. */
+static void setup_logging(const struct config *cfg, bool forked)
 {
   enum log_target t = cfg->log;
 
   if (t == LOG_TO_AUTO)
-    t = stderr_is_journal() ? LOG_TO_JOURNAL
-        : cfg->fork         ? LOG_TO_SYSLOG
-                            : LOG_TO_STDERR;
+    t = stderr_is_journal()   ? LOG_TO_JOURNAL
+        : cfg->fork && forked ? LOG_TO_SYSLOG
+                              : LOG_TO_STDERR;
+  if (forked) {
+    if (t == LOG_TO_SYSLOG && cfg->log == LOG_TO_AUTO)
+      log_use_syslog("qnbd");
+    return;
+  }
   if (t == LOG_TO_SYSLOG)
     log_use_syslog("qnbd");
   else if (t == LOG_TO_JOURNAL)
@@ -203,8 +209,11 @@ static int start_serving(struct server *srv)
     log_info("serving %s", uri);
     free(uri);
   }
-  if (srv->cfg->fork && daemonize(srv) < 0)
-    return -1;
+  if (srv->cfg->fork) {
+    if (daemonize(srv) < 0)
+      return -1;
+    setup_logging(srv->cfg, true);
+  }
   return 0;
 }
 
@@ -218,7 +227,7 @@ int main(int argc, char **argv)
   r = options_parse(argc, argv, &cfg);
   if (r != 0)
     return r > 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-  setup_logging(&cfg);
+  setup_logging(&cfg, false);
   if (load_config(&cfg) < 0)
     return EXIT_FAILURE;
   signal(SIGPIPE, SIG_IGN);
