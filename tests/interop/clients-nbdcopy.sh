@@ -28,6 +28,11 @@ check() { # check BASE SUFFIX (URIs are BASE/disk SUFFIX and BASE/other SUFFIX)
     nbdcopy --connections="$conns" src.img "$disk" ||
       fail "nbdcopy -C $conns src.img $disk"
     [ "$(sum disk.img)" = "$want" ] || fail "file -> $disk ($conns conns): checksum"
+    # The source's holes (and its zero-filled stretch) became holes:
+    # nbdcopy sent zero requests that may punch, and a raw file does.
+    alloc=$(($(stat -c %b disk.img) * $(stat -c %B disk.img)))
+    [ "$alloc" -lt $((6 << 20)) ] ||
+      fail "file -> $disk ($conns conns): $alloc bytes allocated, the input has 3.5 MiB of data"
     rm -f out.img
     nbdcopy --connections="$conns" "$disk" out.img ||
       fail "nbdcopy -C $conns $disk out.img"
