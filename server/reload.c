@@ -120,21 +120,24 @@ static void update_kept(struct export *e, struct export_config *ec)
     log_info("export '%s': allowed clients changed", e->name);
   }
   const char *d = ec->description;
-  bool same = (!d && !e->description) ||
-              (d && e->description && !strcmp(d, e->description));
+  if ((!d && !e->description) ||
+      (d && e->description && !strcmp(d, e->description)))
+    return;
   char **old = realloc(e->old_desc, (e->nold_desc + 1) * sizeof *old);
+  if (old)
+    e->old_desc = old;
   char *copy = d ? strdup(d) : NULL;
-  if (same || !old || (d && !copy)) {
-    if (old)
-      e->old_desc = old;
+  if (!old || (d && !copy)) {
     free(copy);
+    log_warn("export '%s': out of memory: description unchanged", e->name);
     return;
   }
-  e->old_desc = old;
   old[e->nold_desc++] = e->description;
   __atomic_store_n(&e->description, copy, __ATOMIC_RELEASE);
+  /* The file's copy moves to cfg (it is compared at the next reload). */
   free((char *)e->cfg.description);
-  e->cfg.description = d ? strdup(d) : NULL;
+  e->cfg.description = ec->description;
+  ec->description = NULL;
 }
 
 static bool in_list(const struct export_vec *v, const struct export *e)
