@@ -129,8 +129,11 @@ static int walk_slice(struct qcow2_image *q, const uint8_t *p,
     for (; sc < scs && covered < want; sc++) {
       struct qcow2_run cur;
       int rc = classify(q, e, bm, sc, eoff, guest + covered, &cur);
-      if (rc < 0)
-        return covered ? 0 : rc; /* report the good part first */
+      if (rc < 0) {
+        if (!covered)
+          return rc;
+        goto done; /* report the good part first */
+      }
       if (covered == 0) {
         *r = cur;
         r->cluster_start = guest & ~((uint64_t)q->cluster_size - 1);

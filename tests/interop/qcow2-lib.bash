@@ -116,3 +116,185 @@ write_pattern() {
     -c "write -z 500k 128k" -c "write -P 0x33 1M 4k" \
     -c "write -P 0x44 1500k 1k" "$1" >/dev/null
 }
+
+# make_victims: base.qcow2 (v3, 64 KiB clusters, data, zeroes, a
+# compressed cluster, a snapshot and a bitmap, so that every table
+# exists) and ext.qcow2 (extended L2) for the corruption tests.
+make_victims() {
+  /usr/bin/python3 -c 'open("c.raw","wb").write(b"compress me " * 6000)'
+  qemu-img convert -q -c -O qcow2 c.raw base.qcow2
+  qemu-img resize -q base.qcow2 4M
+  qemu-io -f qcow2 -c "write -P 0x11 1M 128k" -c "write -z 2M 64k" base.qcow2 \
+    >/dev/null
+  qemu-img snapshot -c snap base.qcow2
+  qemu-img bitmap --add base.qcow2 bm
+  qemu-io -f qcow2 -c "write -P 0x22 3M 64k" base.qcow2 >/dev/null
+  qemu-img create -q -f qcow2 -o extended_l2=on ext.qcow2 1M
+  qemu-io -f qcow2 -c "write -P 0x33 0 4k" ext.qcow2 >/dev/null
+}
+
+# corrupt_cases header|tables: damage each header field (refused at open
+# with a clear message) or each table entry (the request fails with EIO
+# and a message naming the offset, or the damage reads harmlessly), and
+# run qnbd-img info, map and dump on each: never a signal or a sanitizer
+# report.
+corrupt_cases() {
+  QIMG=$QIMG $PY - "$1" <<'PYEOF'
+import os, shutil, struct, subprocess, sys
+
+QIMG = os.environ["QIMG"]
+be64 = lambda b, o: struct.unpack_from(">Q", b, o)[0]
+be32 = lambda b, o: struct.unpack_from(">I", b, o)[0]
+base = open("base.qcow2", "rb").read()
+ext = open("ext.qcow2", "rb").read()
+
+# Where the tables are.
+l1_off = be64(base, 40)
+l2_off = be64(base, 40) and be64(base, l1_off) & 0x00FFFFFFFFFFFE00
+reft_off = be64(base, 48)
+snap_off = be64(base, 64)
+hdr_len = be32(base, 100)
+exts, o = {}, hdr_len
+while True:
+    t, l = struct.unpack_from(">II", base, o)
+    if t == 0:
+        break
+    exts[t] = (o, l)
+    o += 8 + (l + 7) // 8 * 8
+bm_ext = exts[0x23852875][0]
+bm_dir = be64(base, bm_ext + 8 + 16)
+bm_table = be64(base, bm_dir)
+ext_l1 = be64(ext, 40)
+ext_l2 = be64(ext, ext_l1) & 0x00FFFFFFFFFFFE00
+# The L2 entry of the compressed cluster 0, and of the cluster at 1M.
+comp_entry = l2_off
+data_entry = l2_off + 16 * 8
+
+def p64(v): return struct.pack(">Q", v)
+def p32(v): return struct.pack(">I", v)
+def p16(v): return struct.pack(">H", v)
+
+# (name, source, offset, bytes, expected message or None when the damage
+# may go unnoticed; "EIO" means a request must fail, not the open).
+cases = [
+    ("magic", base, 0, b"QFI\xfa", "bad magic"),
+    ("version 1", base, 4, p32(1), "version 1"),
+    ("version 4", base, 4, p32(4), "version 4"),
+    ("backing offset past cluster", base, 8, p64(65530) + p32(100),
+     "backing file name"),
+    ("backing size too long", base, 8, p64(4096) + p32(2000),
+     "backing file name"),
+    ("cluster_bits 8", base, 20, p32(8), "cluster_bits"),
+    ("cluster_bits 22", base, 20, p32(22), "cluster_bits"),
+    ("cluster_bits 40", base, 20, p32(40), "cluster_bits"),
+    ("size huge", base, 24, p64(1 << 63), "too large"),
+    ("size past L1", base, 24, p64(1 << 40), "too small"),
+    ("crypt AES", base, 32, p32(1), "legacy AES"),
+    ("crypt LUKS", base, 32, p32(2), "LUKS"),
+    ("crypt unknown", base, 32, p32(7), "unknown encryption"),
+    ("l1_size huge", base, 36, p32(0x10000000), "L1 table"),
+    ("l1_size zero", base, 36, p32(0), "too small"),
+    ("l1 offset unaligned", base, 40, p64(l1_off + 8), "not cluster aligned"),
+    ("l1 offset past eof", base, 40, p64(1 << 40), "past the end"),
+    ("l1 offset zero", base, 40, p64(0), "overlaps the header"),
+    ("l1 over reftable", base, 40, p64(reft_off), "overlaps"),
+    ("reftable unaligned", base, 48, p64(reft_off + 512), "not cluster"),
+    ("reftable past eof", base, 48, p64(1 << 44), "past the end"),
+    ("reftable zero", base, 48, p64(0), "refcount table"),
+    ("reftable clusters huge", base, 56, p32(0xFFFFFFFF), "limit"),
+    ("reftable clusters zero", base, 56, p32(0), "no refcount table"),
+    ("nb_snapshots huge", base, 60, p32(0x7FFFFFFF), "too many snapshots"),
+    ("nb_snapshots past table", base, 60, p32(5000), "snapshot"),
+    ("snapshots offset past eof", base, 64, p64(1 << 40), "past the end"),
+    ("snapshots offset unaligned", base, 64, p64(snap_off + 4), "snapshot"),
+    ("unknown incompatible bit", base, 72, p64(1 << 20), "bit 20"),
+    ("data file bit, no name", base, 72, p64(4), "data file"),
+    ("compression bit, zlib", base, 72, p64(8), "compression type"),
+    ("refcount_order 7", base, 96, p32(7), "refcount_order"),
+    ("header_length 100", base, 100, p32(100), "header length"),
+    ("header_length odd", base, 100, p32(105), "header length"),
+    ("header_length huge", base, 100, p32(1 << 20), "header length"),
+    ("compression type 2", base, 104, b"\x02", "compression type"),
+    ("extension overruns", base, hdr_len + 4, p32(0x10000), "overruns"),
+    ("bitmaps ext length", base, bm_ext + 4, p32(16), "bitmaps extension"),
+    ("bitmaps dir past eof", base, bm_ext + 8 + 16, p64(1 << 40),
+     "past the end"),
+    ("bitmaps dir size huge", base, bm_ext + 8 + 8, p64(1 << 40),
+     "directory size"),
+    ("bitmap granularity", base, bm_dir + 17, b"\x40", "granularity"),
+    ("bitmap table past eof", base, bm_dir, p64(1 << 40), "table offset"),
+    ("bitmap type", base, bm_dir + 16, b"\x07", "bitmap type"),
+    ("bitmap table entry reserved", base, bm_table, p64(0xFF << 56), None),
+    ("snapshot extra huge", base, snap_off + 36, p32(0x100000), "extra data"),
+    ("snapshot l1 unaligned", base, snap_off, p64(l1_off + 8), "snapshot"),
+    ("L1 entry reserved bits", base, l1_off, p64(be64(base, l1_off) | 2),
+     "EIO"),
+    ("L1 entry unaligned", base, l1_off,
+     p64(be64(base, l1_off) + 512), "EIO"),
+    ("L1 entry past eof", base, l1_off, p64((1 << 40) | (1 << 63)), "EIO"),
+    ("L1 entry on header", base, l1_off, p64(1 << 9), "EIO"),
+    ("L2 entry reserved bits", base, data_entry,
+     p64(be64(base, data_entry) | (1 << 57)), "EIO"),
+    ("L2 entry unaligned", base, data_entry,
+     p64(be64(base, data_entry) + 512), "EIO"),
+    ("L2 entry on header", base, data_entry, p64(1 << 63 | 512 * 0), None),
+    ("L2 data past eof", base, data_entry, p64((1 << 50) | (1 << 63)), None),
+    ("compressed past eof", base, comp_entry,
+     p64((1 << 62) | (0xFF << 54) | (1 << 48)), "EIO"),
+    ("compressed garbage", base, comp_entry,
+     p64((1 << 62) | (3 << 54) | reft_off), "EIO"),
+    ("compressed in header", base, comp_entry, p64((1 << 62) | 100), "EIO"),
+    ("refcount table entry", base, reft_off, p64(0xFFFFFFFFFFFF), None),
+    ("extl2 both bits", ext, ext_l2 + 8, p64(1 | (1 << 32)), "EIO"),
+    ("extl2 zero flag", ext, ext_l2, p64(be64(ext, ext_l2) | 1), "EIO"),
+    ("extl2 alloc no cluster", ext, ext_l2, p64(0), "EIO"),
+    ("extl2 compressed bitmap", ext, ext_l2, p64((1 << 62) | 65536), "EIO"),
+]
+
+SUBSET = sys.argv[1]
+cases = [c for c in cases if (c[4] == "EIO" or c[4] is None) == (SUBSET == "tables")]
+SAN = (b"AddressSanitizer", b"runtime error:", b"LeakSanitizer")
+bad = 0
+for i, (name, src, off, data, want) in enumerate(cases):
+    img = "case%d.qcow2" % i
+    buf = bytearray(src)
+    buf[off:off + len(data)] = data
+    open(img, "wb").write(buf)
+    errs, codes = b"", []
+    for cmd in (["info", "--output=json"], ["map", "--output=json"], ["dump"]):
+        try:
+            r = subprocess.run([QIMG] + cmd + [img], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=20)
+        except subprocess.TimeoutExpired:
+            print("HANG:", name, cmd)
+            bad = 1
+            continue
+        errs += r.stderr
+        codes.append(r.returncode)
+        if r.returncode != 0 and cmd[0] == "info" and want not in ("EIO", None):
+            break  # refused at open: the other commands open the same way
+    msg = errs.decode(errors="replace")
+    if any(c < 0 or c >= 128 for c in codes) or any(s in errs for s in SAN):
+        print("CRASH:", name, codes, msg[:2000])
+        bad = 1
+    elif want == "EIO":
+        # Opens (info works) but reading the bad range fails, naming it.
+        if codes[0] != 0 or codes[2] == 0 or "offset" not in msg:
+            print("NO EIO:", name, codes, msg)
+            bad = 1
+    elif want is not None:
+        if codes[0] == 0 or want not in msg:
+            print("NOT REFUSED:", name, codes, msg)
+            bad = 1
+    os.unlink(img)
+if SUBSET == "tables":  # a truncated image
+    open("trunc.qcow2", "wb").write(base[:len(base) // 2])
+    r = subprocess.run([QIMG, "dump", "trunc.qcow2"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode < 0 or r.returncode >= 128 or any(s in r.stderr for s in SAN):
+        print("CRASH: truncated", r.stderr[:2000])
+        bad = 1
+print("%d corruption cases" % len(cases))
+sys.exit(bad)
+PYEOF
+}
