@@ -32,7 +32,7 @@ try:
     h.pread(4096, 1 << 20)
     raise SystemExit("corrupt range read without error")
 except nbd.Error as e:
-    assert e.errno == errno.EIO, e
+    assert e.errno == errno.EIO or "EIO" in str(e), e
 assert h.pread(4096, 3 << 20) == b"\x22" * 4096
 '
 grep -q "corrupt L2 entry at offset 0x" "$TMP/qnbd.log" ||
