@@ -276,10 +276,53 @@ static void on_handshake_timeout(uv_timer_t *t)
   log_set_conn(0);
 }
 
+/* Give the backends their preconnect say, on a worker (a plugin may
+ * block) and only once the connection is really served (serialised
+ * connections wait in line first). */
+static void preconnect_work(uv_work_t *w)
+{
+  struct conn *c = w->data;
+  struct backend_conn_info ci;
+
+  worker_set_current(c);
+  conn_info(c, &ci);
+  for (size_t i = 0; i < c->srv->exports.len && !c->opt_out->close; i++) {
+    struct export *e = c->srv->exports.ptr[i];
+    struct backend *b = e->backend;
+    if (!b->ops->preconnect)
+      continue;
+    ci.readonly = e->readonly;
+    worker_lock_export(e);
+    if (b->ops->preconnect(b, &ci) < 0) {
+      log_info("connection refused by the backend (preconnect)");
+      c->opt_out->close = true;
+    }
+    worker_unlock_export(e);
+  }
+  worker_set_current(NULL);
+}
+
+static void after_preconnect(uv_work_t *w, int status)
+{
+  struct conn *c = w->data;
+  char greeting[18];
+  bool refused = c->opt_out->close;
+
+  free(c->opt_out);
+  c->opt_out = NULL;
+  log_set_conn(c->id);
+  if (refused || c->disc) {
+    conn_close_when_idle(c);
+  } else {
+    handshake_greeting(greeting);
+    conn_send_copy(c, greeting, sizeof greeting);
+    conn_update_reading(c);
+  }
+  log_set_conn(0);
+}
+
 void conn_start(struct conn *c)
 {
-  char greeting[18];
-
   log_set_conn(c->id);
   log_debug("new connection");
   uv_timer_init(c->srv->loop, &c->handshake_timer);
@@ -287,27 +330,17 @@ void conn_start(struct conn *c)
   if (c->srv->cfg->handshake_timeout)
     uv_timer_start(&c->handshake_timer, on_handshake_timeout,
                    c->srv->cfg->handshake_timeout * 1000ull, 0);
-  handshake_greeting(greeting);
   c->state = CS_CLIENT_FLAGS;
-  conn_send_copy(c, greeting, sizeof greeting);
-  conn_update_reading(c);
-  log_set_conn(0);
-}
-
-/* Give the backends their preconnect say (cheap, on the loop). */
-static bool conn_preconnect_ok(struct conn *c)
-{
-  struct backend_conn_info ci;
-  conn_info(c, &ci);
-  for (size_t i = 0; i < c->srv->exports.len; i++) {
-    struct backend *b = c->srv->exports.ptr[i]->backend;
-    ci.readonly = c->srv->exports.ptr[i]->readonly;
-    if (b->ops->preconnect && b->ops->preconnect(b, &ci) < 0) {
-      log_info("connection refused by the backend (preconnect)");
-      return false;
-    }
+  /* opt_out doubles as "a job runs": no reading, no closing. */
+  c->opt_out = calloc(1, sizeof *c->opt_out);
+  if (!c->opt_out) {
+    conn_close_when_idle(c);
+  } else {
+    c->opt_work.data = c;
+    uv_queue_work(c->srv->loop, &c->opt_work, preconnect_work,
+                  after_preconnect);
   }
-  return true;
+  log_set_conn(0);
 }
 
 void conn_accept(struct listener *l)
@@ -340,7 +373,7 @@ void conn_accept(struct listener *l)
   log_set_conn(c->id);
   if (srv->shutting_down ||
       (srv->cfg->max_connections && srv->nconns >= srv->cfg->max_connections) ||
-      !exports_peer_allowed(srv, c) || !conn_preconnect_ok(c)) {
+      !exports_peer_allowed(srv, c)) {
     if (!srv->shutting_down && srv->cfg->max_connections &&
         srv->nconns >= srv->cfg->max_connections)
       log_warn("refusing connection: %u connections already",

@@ -144,8 +144,8 @@ static int opt_structured(struct conn *c, uint32_t len, struct opt_out *o)
   if (len != 0)
     return opt_reply_err(o, OPT_STRUCTURED_REPLY, REP_ERR_INVALID,
                          "NBD_OPT_STRUCTURED_REPLY takes no data");
-  if (c->extended)
-    return opt_reply_err(o, OPT_STRUCTURED_REPLY, REP_ERR_INVALID,
+  if (c->extended) /* no downgrade (as QEMU answers) */
+    return opt_reply_err(o, OPT_STRUCTURED_REPLY, REP_ERR_EXT_HEADER_REQD,
                          "extended headers are already negotiated");
   if (c->structured)
     return opt_reply_err(o, OPT_STRUCTURED_REPLY, REP_ERR_INVALID,

@@ -37,7 +37,8 @@ static int reply_ctx(struct opt_out *o, uint32_t opt, unsigned k,
   int r;
   if (!buf)
     return -ENOMEM;
-  store_be32(buf, k + 1);
+  /* LIST answers carry id 0 ("Metadata querying" in the spec). */
+  store_be32(buf, opt == OPT_LIST_META_CONTEXT ? 0 : k + 1);
   memcpy(buf + 4, name, nl);
   r = opt_reply(o, opt, REP_META_CONTEXT, buf, (uint32_t)(4 + nl));
   free(buf);
