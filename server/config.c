@@ -306,7 +306,9 @@ static void finish_section(struct parser *p)
     perr(p, "export '%s': 'size' is only for format memory", ec->name);
   else if (!ec->plugin && !memory && !ec->path)
     perr(p, "export '%s': no 'path' (or 'plugin')", ec->name);
-  if (memory) {
+  else if (ec->snapshot && ec->format && strcmp(ec->format, "qcow2") != 0)
+    perr(p, "export '%s': 'snapshot' needs a qcow2 image", ec->name);
+  if (memory && !ec->path) {
     ec->path = p->size; /* the memory format takes its size as path */
     p->size = NULL;
   }

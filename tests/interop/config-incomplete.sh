@@ -19,9 +19,14 @@ format = memory
 [export size-raw]
 path = $TMP/a.img
 size = 1M
+[export snap-raw]
+path = $TMP/a.img
+format = raw
+snapshot = one
 CONF
 rejected bad.conf "1:export 'nothing': no 'path'" \
   "3:export 'both': 'plugin' excludes" "6:export 'params': 'param' needs" \
   "9:export 'memory-path': format memory takes 'size'" \
   "12:export 'memory-nosize': format memory takes 'size'" \
-  "14:export 'size-raw': 'size' is only for format memory"
+  "14:export 'size-raw': 'size' is only for format memory" \
+  "17:export 'snap-raw': 'snapshot' needs a qcow2 image"
