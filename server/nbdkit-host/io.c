@@ -243,9 +243,11 @@ int host_extents(void *h, unsigned ctx, uint64_t count, uint64_t offset,
   if (r == -1)
     return -err;
   if (e->v.len == 0) {
-    log_error("%s: extents returned no extent at offset %llu",
+    /* A plugin bug; nbdkit answers it with EINVAL too. */
+    log_error("%s: extents: the plugin must return at least one extent "
+              "(offset %llu)",
               hh->conn.hp->name, (unsigned long long)offset);
-    return -EIO;
+    return -EINVAL;
   }
   return 0;
 }

@@ -88,6 +88,7 @@ client_errno() {
   "$NBD_PY" - "$1" "$2" <<'PY'
 import errno, nbd, sys
 h = nbd.NBD()
+h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
 h.connect_uri(sys.argv[1])
 try:
     exec(sys.argv[2])
