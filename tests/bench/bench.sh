@@ -233,6 +233,10 @@ rows_qcow2() {
   require qemu-img
   local srv
   srv=$(servers_for qcow2)
+  if [ -z "$srv" ]; then
+    log "SKIP qcow2 rows: none of the requested servers serves qcow2"
+    return 0
+  fi
   # Ask qnbd first, on a small image, so that the skip costs little.
   if [[ ",$srv," == *,qnbd,* ]]; then
     make_raw "$TMP/probe.raw" 64M
