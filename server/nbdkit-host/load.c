@@ -221,10 +221,44 @@ static int host_check_struct(struct host_plugin *hp,
   return 0;
 }
 
+/* Plugins live once per process (their state is global): the handles
+ * of the loaded ones, to refuse a second load under another name. */
+DEFINE_VECTOR(host_dl_vec, void *)
+static struct host_dl_vec host_loaded;
+static pthread_mutex_t host_loaded_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int host_register(struct host_plugin *hp)
+{
+  int r = 0;
+
+  pthread_mutex_lock(&host_loaded_lock);
+  for (size_t i = 0; i < host_loaded.len; i++)
+    if (host_loaded.ptr[i] == hp->dl)
+      r = -EBUSY;
+  if (r == 0 && host_dl_vec_append(&host_loaded, hp->dl) < 0)
+    r = -ENOMEM;
+  pthread_mutex_unlock(&host_loaded_lock);
+  if (r == -EBUSY)
+    log_error("%s: this plugin is already loaded for another export (a "
+              "plugin's state is global: one export per plugin)",
+              hp->path);
+  return r;
+}
+
+static void host_unregister(void *dl)
+{
+  pthread_mutex_lock(&host_loaded_lock);
+  for (size_t i = 0; i < host_loaded.len; i++)
+    if (host_loaded.ptr[i] == dl)
+      host_loaded.ptr[i] = host_loaded.ptr[--host_loaded.len];
+  pthread_mutex_unlock(&host_loaded_lock);
+}
+
 static int host_dlopen(struct host_plugin *hp)
 {
   struct nbdkit_plugin *(*init)(void);
   struct nbdkit_plugin *p;
+  int r;
 
   dlerror();
   hp->dl = dlopen(hp->path, RTLD_NOW | RTLD_GLOBAL);
@@ -232,6 +266,12 @@ static int host_dlopen(struct host_plugin *hp)
     log_error("cannot load plugin: %s", dlerror());
     return -ENOEXEC;
   }
+  if ((r = host_register(hp)) < 0) {
+    dlclose(hp->dl); /* drop only our reference */
+    hp->dl = NULL;
+    return r;
+  }
+  hp->registered = true;
   *(void **)&init = dlsym(hp->dl, "plugin_init");
   if (!init) {
     log_error("%s: not an nbdkit plugin (no plugin_init symbol)", hp->path);
@@ -425,6 +465,8 @@ void host_plugin_unload(struct host_plugin *hp)
   /* QNBD_NBDKIT_KEEP_LOADED (like nbdkit's NBDKIT_VALGRIND) keeps the
    * plugin mapped, so that leak checkers can name its frames and do not
    * count what its globals still hold as leaked. */
+  if (hp->registered)
+    host_unregister(hp->dl);
   if (hp->dl && !getenv("QNBD_NBDKIT_KEEP_LOADED"))
     dlclose(hp->dl);
   for (size_t i = 0; i < hp->pending.len; i++)

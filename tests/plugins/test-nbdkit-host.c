@@ -76,6 +76,12 @@ static void test_memory(void)
   if (!b)
     return;
   CHECK(b->thread_model == BACKEND_PARALLEL);
+  /* The same plugin under another name: its state is global, refused. */
+  {
+    struct backend *b2 = NULL;
+    CHECK(nbdkit_host_new(QNBD_NBDKIT_PLUGINDIR "/nbdkit-memory-plugin.so", 1,
+                          args, &b2) == -EBUSY);
+  }
   h = open_handle(b, "", false);
   CHECK(b->ops->get_size(h, &size) == 0 && size == 8 * GiB);
   CHECK(b->ops->caps(h, &c) == 0);
