@@ -43,6 +43,9 @@ activated "$SOCK" -x act disk.img
 wait_for_socket "$SOCK"
 check "nbd+unix:///act?socket=$SOCK"
 stop_qnbd
+# The socket belongs to whoever passed it (systemd keeps listening on it
+# to start the service again): qnbd must not remove it.
+[ -S "$SOCK" ] || fail "qnbd removed the socket it was handed ($SOCK)"
 
 # libnbd's socket activation: it makes the socket, sets LISTEN_FDS and
 # runs the command.
