@@ -1,5 +1,6 @@
 # Socket activation (LISTEN_FDS/LISTEN_PID): qnbd started by
-# systemd-socket-activate on a TCP port and on a Unix socket serves
+# systemd-socket-activate on a TCP port, on a Unix socket and on both at
+# once (LISTEN_FDS=2) serves
 # qemu-io, qemu-img and nbdinfo clients (several connections, one
 # process) and exits 0 on SIGTERM; libnbd's `[ CMD ]` form (nbdinfo,
 # nbdcopy) starts qnbd the same way on a private socket.
@@ -46,6 +47,18 @@ stop_qnbd
 # The socket belongs to whoever passed it (systemd keeps listening on it
 # to start the service again): qnbd must not remove it.
 [ -S "$SOCK" ] || fail "qnbd removed the socket it was handed ($SOCK)"
+
+# Two sockets at once (LISTEN_FDS=2): a TCP port and a Unix socket.
+PORT=$(free_port)
+SOCK=$TMP/both.sock
+systemd-socket-activate -l "127.0.0.1:$PORT" -l "$SOCK" "$QNBD" -x act disk.img \
+  >>"$TMP/qnbd.log" 2>&1 &
+QNBD_PID=$!
+_pids+=("$QNBD_PID")
+wait_for_port "$PORT"
+check "nbd://127.0.0.1:$PORT/act"
+check "nbd+unix:///act?socket=$SOCK"
+stop_qnbd
 
 # libnbd's socket activation: it makes the socket, sets LISTEN_FDS and
 # runs the command.
