@@ -1,9 +1,9 @@
 # Socket activation (LISTEN_FDS/LISTEN_PID): qnbd started by
 # systemd-socket-activate on a TCP port, on a Unix socket and on both at
-# once (LISTEN_FDS=2) serves
-# qemu-io, qemu-img and nbdinfo clients (several connections, one
-# process) and exits 0 on SIGTERM; libnbd's `[ CMD ]` form (nbdinfo,
-# nbdcopy) starts qnbd the same way on a private socket.
+# once (LISTEN_FDS=2) serves qemu-io, qemu-img and nbdinfo clients
+# (several connections, one process), exits 0 on SIGTERM and leaves the
+# socket it was handed; libnbd's `[ CMD ]` form (nbdinfo, nbdcopy)
+# starts qnbd the same way on a private socket.
 . "$(dirname "$0")/../lib.sh"
 require systemd-socket-activate qemu-io qemu-img nbdinfo nbdcopy
 
