@@ -66,7 +66,7 @@ head -c 8M /dev/urandom >srcB.img
 # copier URI: nbdcopy srcA, srcB, srcA... into URI, logging each one done.
 copier() {
   local src=srcA.img
-  while nbdcopy --flush "$src" "$1" 2>/dev/null; do
+  while timeout 30 nbdcopy --flush "$src" "$1" 2>/dev/null; do
     echo "$src" >>copies.log
     if [ "$src" = srcA.img ]; then src=srcB.img; else src=srcA.img; fi
   done
@@ -77,7 +77,7 @@ run() { # run URI-FOR-disk URI-FOR-copy
   truncate -s 0 disk.img copy.img
   truncate -s 4M disk.img
   truncate -s 8M copy.img
-  /usr/bin/python3 writer.py "$1" >writer.out 2>"$TMP/writer.log" &
+  timeout 60 /usr/bin/python3 writer.py "$1" >writer.out 2>"$TMP/writer.log" &
   local wpid=$!
   _pids+=("$wpid")
   copier "$2" &
