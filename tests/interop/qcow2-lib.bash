@@ -254,8 +254,11 @@ cases = [
 SUBSET = sys.argv[1]
 cases = [c for c in cases if (c[4] == "EIO" or c[4] is None) == (SUBSET == "tables")]
 SAN = (b"AddressSanitizer", b"runtime error:", b"LeakSanitizer")
-bad = 0
-for i, (name, src, off, data, want) in enumerate(cases):
+
+
+def run_case(arg):
+    """Damage one copy, run qnbd-img on it; return a complaint or None."""
+    i, (name, src, off, data, want) = arg
     img = "case%d.qcow2" % i
     buf = bytearray(src)
     buf[off:off + len(data)] = data
@@ -264,29 +267,33 @@ for i, (name, src, off, data, want) in enumerate(cases):
     for cmd in (["info", "--output=json"], ["map", "--output=json"], ["dump"]):
         try:
             r = subprocess.run([QIMG] + cmd + [img], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, timeout=20)
+                               stderr=subprocess.PIPE, timeout=60)
         except subprocess.TimeoutExpired:
-            print("HANG:", name, cmd)
-            bad = 1
-            continue
+            return "HANG: %s %s" % (name, cmd)
         errs += r.stderr
         codes.append(r.returncode)
         if r.returncode != 0 and cmd[0] == "info" and want not in ("EIO", None):
             break  # refused at open: the other commands open the same way
+    os.unlink(img)
     msg = errs.decode(errors="replace")
     if any(c < 0 or c >= 128 for c in codes) or any(s in errs for s in SAN):
-        print("CRASH:", name, codes, msg[:2000])
-        bad = 1
-    elif want == "EIO":
+        return "CRASH: %s %s %s" % (name, codes, msg[:2000])
+    if want == "EIO":
         # Opens (info works) but reading the bad range fails, naming it.
         if codes[0] != 0 or codes[2] == 0 or "offset" not in msg:
-            print("NO EIO:", name, codes, msg)
+            return "NO EIO: %s %s %s" % (name, codes, msg)
+    elif want is not None and (codes[0] == 0 or want not in msg):
+        return "NOT REFUSED: %s %s %s" % (name, codes, msg)
+    return None
+
+
+from concurrent.futures import ThreadPoolExecutor
+bad = 0
+with ThreadPoolExecutor(4) as pool:
+    for complaint in pool.map(run_case, enumerate(cases)):
+        if complaint:
+            print(complaint)
             bad = 1
-    elif want is not None:
-        if codes[0] == 0 or want not in msg:
-            print("NOT REFUSED:", name, codes, msg)
-            bad = 1
-    os.unlink(img)
 if SUBSET == "tables":  # a truncated image
     open("trunc.qcow2", "wb").write(base[:len(base) // 2])
     r = subprocess.run([QIMG, "dump", "trunc.qcow2"],
