@@ -19,6 +19,8 @@ void handshake_greeting(char out[18])
 
 int opt_append(struct opt_out *o, const void *data, size_t len)
 {
+  if (len == 0)
+    return 0;
   if (o->cap - o->len < len) {
     size_t ncap = o->cap ? o->cap * 2 : 256;
     while (ncap - o->len < len)

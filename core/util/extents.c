@@ -29,6 +29,9 @@ int extents_add(struct extents *e, uint64_t offset, uint64_t length,
     return 0;
   if (end < offset)
     return -EINVAL;
+  /* Once the query range is covered, further extents are ignored. */
+  if (e->v.len > 0 && e->next >= e->end)
+    return 0;
   if (e->v.len == 0 && e->next == e->start) {
     /* The first extent may start before the query. */
     if (offset > e->start)
