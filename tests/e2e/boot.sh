@@ -22,7 +22,7 @@ e2e_random p3.bin "$MiB"
 e2e_random pattern.bin "$MiB"
 mkdir -p root/data && cp pattern.bin root/data/
 e2e_initramfs initrd.gz root "virtio_pci virtio_blk"
-e2e_boot_disk disk.img initrd.gz "console=ttyS0 quiet panic=-1 \
+e2e_boot_disk disk.img initrd.gz "$E2E_APPEND \
 qnbd.scenario=boot qnbd.p3len=$MiB qnbd.p3sha=$(sha256sum <p3.bin | cut -d' ' -f1)"
 dd if=p3.bin of=disk.img bs=64k seek=$((E2E_P3_OFF / 65536)) conv=notrunc status=none
 

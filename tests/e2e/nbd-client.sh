@@ -51,7 +51,7 @@ guest() {
   start_qnbd_tcp -f "$FORMAT" "$img"
   fwd="sh -c 'echo >>$TMP/$1.conns; exec socat - TCP:127.0.0.1:$PORT'"
   e2e_qemu "$1" -kernel "$KERNEL" -initrd initrd.gz \
-    -append "console=ttyS0 quiet panic=-1 qnbd.scenario=$2 qnbd.conns=$CONNS" \
+    -append "$E2E_APPEND qnbd.scenario=$2 qnbd.conns=$CONNS" \
     -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:$fwd" \
     -device virtio-net-pci,netdev=n0
   stop_qnbd
@@ -80,5 +80,5 @@ guest write attach-write
 host_check
 guest read attach-read
 host_check
-cat "$TMP/write-serial.log" "$TMP/read-serial.log" | tr -d '\r' | grep '^QNBD-E2E'
+cat "$TMP/write-result.txt" "$TMP/read-result.txt" | tr -d '\r' | grep '^QNBD-E2E'
 echo "nbd-client (-C $CONNS, $FORMAT): ok"

@@ -12,6 +12,11 @@ E2E_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_CACHE=${QNBD_E2E_CACHE:-$QNBD_BUILD/e2e-cache}
 # Hard limit on one guest run; a TCG boot takes about 10 s here.
 E2E_QEMU_TIMEOUT=${QNBD_E2E_QEMU_TIMEOUT:-300}
+# The guest kernel's command line before the scenario's parameters.
+# no_timer_check: on a loaded host, TCG can be too slow for the kernel's
+# check that the timer interrupt reaches the IO-APIC, which then panics
+# ("IO-APIC + timer doesn't work!").
+E2E_APPEND="console=ttyS0 quiet panic=-1 no_timer_check"
 # Every kernel module any scenario loads, with the dependencies that
 # Debian's 6.1 kernel has for them (missing ones would be found anyway).
 E2E_MODULES="virtio_pci virtio_blk virtio_net nbd ext4 crc32c_generic
@@ -40,11 +45,17 @@ _e2e_unlock() { flock -u 8; exec 8>&-; }
 # e2e_kernel: sets KERNEL (a vmlinuz) and KMODS (a folder of *.ko files
 # named by module name, with deps.txt "name: dep dep...") from Debian's
 # current linux-image-amd64, downloaded once into $E2E_CACHE and
-# unpacked there (not installed).
+# unpacked there (not installed).  Stale apt lists (no such package, or
+# a version the archive no longer has) get one `apt-get update`.
 e2e_kernel() {
   local pkg deb dir
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-    awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+  pkg=$(_e2e_kernel_pkg)
+  if [ -z "$pkg" ]; then
+    _e2e_lock
+    pkg=$(_e2e_kernel_pkg)
+    [ -n "$pkg" ] || ! _e2e_apt_update || pkg=$(_e2e_kernel_pkg)
+    _e2e_unlock
+  fi
   [ -n "$pkg" ] || skip "apt knows no linux-image-amd64 (run apt-get update)"
   dir=$E2E_CACHE/$pkg
   KERNEL=$dir/vmlinuz
@@ -55,15 +66,30 @@ e2e_kernel() {
     deb=$(ls "$E2E_CACHE/${pkg}"_*.deb 2>/dev/null | tail -n 1 || true)
     if [ -z "$deb" ]; then
       echo "e2e: downloading $pkg into $E2E_CACHE" >&2
-      (cd "$E2E_CACHE" && apt-get download -q -o APT::Sandbox::User=root "$pkg") ||
+      _e2e_download "$pkg" || { _e2e_apt_update && _e2e_download "$pkg"; } ||
         fail "apt-get download $pkg"
       deb=$(ls "$E2E_CACHE/${pkg}"_*.deb | tail -n 1)
     fi
+    # Kernels of earlier runs: superseded by this one.
+    find "$E2E_CACHE" -mindepth 1 -maxdepth 1 -name 'linux-image-*' \
+      ! -name "$pkg" ! -name "${pkg}_*" -exec rm -rf {} +
     rm -rf "$dir" && mkdir -p "$KMODS"
     _e2e_unpack "$deb" $E2E_MODULES
     touch "$dir/ready"
   fi
   _e2e_unlock
+}
+_e2e_kernel_pkg() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+}
+_e2e_download() {
+  (cd "$E2E_CACHE" && apt-get download -q -o APT::Sandbox::User=root "$1")
+}
+_e2e_apt_update() {
+  [ "$(id -u)" = 0 ] || return 1
+  echo "e2e: apt-get update" >&2
+  apt-get update -q >"$TMP/apt-update.txt" 2>&1 || { cat "$TMP/apt-update.txt"; return 1; }
 }
 
 # _e2e_unpack DEB NAME...: copy the kernel, the named modules and all
@@ -150,7 +176,9 @@ e2e_initramfs() {
 }
 
 # e2e_qemu NAME QEMU-ARGS...: run one guest to its power-off under a
-# hard timeout.  The serial console goes to $TMP/NAME-serial.log,
+# hard timeout.  The serial console goes to $TMP/NAME-serial.log, the
+# second serial port (the guest's PASS/FAIL lines only) to
+# $TMP/NAME-result.txt,
 # SeaBIOS's debug port to $TMP/NAME-bios.log, qemu's own messages to
 # $TMP/NAME-qemu.log.  Fails if qemu fails or times out.
 e2e_qemu() {
@@ -158,7 +186,7 @@ e2e_qemu() {
   shift
   timeout -k 10 "$E2E_QEMU_TIMEOUT" qemu-system-x86_64 \
     -nodefaults -machine pc -cpu max -m 512 -display none -no-reboot \
-    -serial "file:$TMP/$name-serial.log" \
+    -serial "file:$TMP/$name-serial.log" -serial "file:$TMP/$name-result.txt" \
     -chardev "file,id=bios,path=$TMP/$name-bios.log" \
     -device isa-debugcon,iobase=0x402,chardev=bios \
     "$@" >"$TMP/$name-qemu.log" 2>&1 || rc=$?
@@ -170,7 +198,8 @@ e2e_qemu() {
 
 # e2e_expect NAME SCENARIO: the guest printed its PASS line (and no FAIL).
 e2e_expect() {
-  local log=$TMP/$1-serial.log
+  local log=$TMP/$1-result.txt
+  [ -f "$log" ] || fail "guest $1 left no $log"
   if tr -d '\r' <"$log" | grep -q '^QNBD-E2E: FAIL'; then
     fail "guest $1: $(tr -d '\r' <"$log" | grep '^QNBD-E2E: FAIL' | head -n 1)"
   fi
