@@ -14,9 +14,9 @@ print(sum(e["length"] for e in json.load(sys.stdin) if not e["type"] & 1))'
 }
 
 check() { # check URI
-  [ "$(nbdinfo --size "$1")" = 67108864 ] || fail "nbdinfo --size $1"
+  [ "$(nbdinfo --size "$1")" = 33554432 ] || fail "nbdinfo --size $1"
   [ "$(data_bytes "$1")" = 0 ] || fail "a fresh memory disk has data: $(nbdinfo --map "$1")"
-  qemu-io -f raw -c 'read -P 0 0 64M' -c 'write -P 0x61 1M 1M' \
+  qemu-io -f raw -c 'read -P 0 0 32M' -c 'write -P 0x61 1M 1M' \
     -c 'write -P 0x62 10M 4k' -c 'read -P 0x61 1M 1M' -c 'read -P 0x62 10M 4k' \
     -c 'read -P 0 2M 8M' "$1" >/dev/null || fail "qemu-io on $1"
   local d
@@ -24,21 +24,21 @@ check() { # check URI
   { [ "$d" -ge $((1048576 + 4096)) ] && [ "$d" -le $((1048576 + 262144)) ]; } ||
     fail "after 1 MiB + 4 KiB of writes the map has $d bytes of data"
   qemu-io -f raw -c 'discard 1M 1M' -c 'write -z -u 10M 1M' \
-    -c 'read -P 0 0 64M' "$1" >/dev/null || fail "qemu-io discard on $1"
+    -c 'read -P 0 0 32M' "$1" >/dev/null || fail "qemu-io discard on $1"
   [ "$(data_bytes "$1")" = 0 ] || fail "discarded memory still data: $(nbdinfo --map "$1")"
-  head -c 64M /dev/urandom >src.img
+  head -c 32M /dev/urandom >src.img
   nbdcopy --connections=4 src.img "$1" || fail "nbdcopy src.img $1"
   [ "$(nbdcopy "$1" - | sha256sum)" = "$(sha256sum <src.img)" ] ||
     fail "$1: nbdcopy round trip differs"
 }
 
-start_qnbd_tcp -f memory 64M
+start_qnbd_tcp -f memory 32M
 check "$URI/"
 stop_qnbd
-start_qnbd -f memory 64M
+start_qnbd -f memory 32M
 check "$URI"
 stop_qnbd
 # A new process: nothing kept.
-start_qnbd -f memory 64M
+start_qnbd -f memory 32M
 [ "$(data_bytes "$URI")" = 0 ] || fail "a restarted memory disk has data"
 stop_qnbd
