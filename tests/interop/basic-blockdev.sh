@@ -3,8 +3,8 @@
 # qemu-img compare work, and everything reaches the backing file.  Needs
 # root and a free loop device (skipped otherwise).  TCP and Unix.
 . "$(dirname "$0")/../lib.sh"
-require losetup qemu-io qemu-img nbdcopy sha256sum
 PATH=$PATH:/usr/sbin:/sbin
+require losetup qemu-io qemu-img nbdcopy nbdinfo sha256sum
 
 [ "$(id -u)" = 0 ] || skip "loop devices need root"
 truncate -s 32M backing.img
