@@ -6,10 +6,13 @@
 PATH=$PATH:/usr/sbin:/sbin
 require losetup qemu-io qemu-img nbdcopy nbdinfo sha256sum
 
-[ "$(id -u)" = 0 ] || skip "loop devices need root"
+# Root and loop devices are the machine's, not tools CI installs: skip
+# even under QNBD_REQUIRE_ALL=1.
+no_loop() { echo "SKIP: $*" >&2; exit 77; }
+[ "$(id -u)" = 0 ] || no_loop "loop devices need root"
 truncate -s 32M backing.img
 head -c 32M /dev/urandom >src.img
-LOOP=$(losetup -f --show backing.img 2>/dev/null) || skip "no free loop device"
+LOOP=$(losetup -f --show backing.img 2>/dev/null) || no_loop "no free loop device"
 trap 'rc=$?; losetup -d "$LOOP" 2>/dev/null; (exit $rc); _cleanup' EXIT
 [ -b "$LOOP" ] || fail "$LOOP is not a block device"
 

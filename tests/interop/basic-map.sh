@@ -38,8 +38,9 @@ while off < end:
     off = hole
 PY
 )
-[ "$fs" = "$expected" ] || skip "this file system does not keep the holes:
-$fs"
+# (A property of $TMPDIR's file system, not a missing tool: plain skip.)
+[ "$fs" = "$expected" ] || { echo "SKIP: this file system does not keep the holes:
+$fs" >&2; exit 77; }
 
 # merged_map URI: nbdinfo --map with adjacent extents of one type merged.
 merged_map() {
