@@ -166,14 +166,15 @@ forget_pid() {
   _pids=("${keep[@]}")
 }
 
-# qnbd_serves FORMAT IMAGE SIZE RAW: does this qnbd serve IMAGE as FORMAT,
-# read-write, with the right size and RAW's data?  (Writes IMAGE.)
+# qnbd_serves FORMAT IMAGE SIZE RAW [write]: does this qnbd serve IMAGE as
+# FORMAT with the right size and RAW's data (and take writes, which
+# change IMAGE)?
 qnbd_serves() {
   local ok=1
   start_server qnbd "$1" "$2" || ok=0
   if [ "$ok" = 1 ]; then
     [ "$(cat "$TMP/size")" = "$3" ] || ok=0
-    /usr/bin/python3 "$REPORT" probe "$SRV_URI" "$4" || ok=0
+    /usr/bin/python3 "$REPORT" probe "$SRV_URI" "$4" ${5:+"$5"} || ok=0
   fi
   stop_server
   [ "$ok" = 1 ]
@@ -228,25 +229,30 @@ rows_raw() {
 
 # qcow2 rows: a fully allocated image with 64 KiB clusters for all four
 # jobs, and the two write jobs into an empty image (allocating writes).
-# Skipped while qnbd cannot serve qcow2 (the engine arrives later).
+# Skipped while qnbd cannot serve qcow2 (the engine arrives in steps):
+# the write rows while it serves qcow2 read-only, all rows before that.
 rows_qcow2() {
   require qemu-img
-  local srv
+  local srv jobs=.
   srv=$(servers_for qcow2)
   if [ -z "$srv" ]; then
     log "SKIP qcow2 rows: none of the requested servers serves qcow2"
     return 0
   fi
-  # Ask qnbd first, on a small image, so that the skip costs little.
+  # Ask qnbd first, on a small image, so that a skip costs little.
   if [[ ",$srv," == *,qnbd,* ]]; then
     make_raw "$TMP/probe.raw" 64M
     qemu-img convert -f raw -O qcow2 -o cluster_size=65536 \
       "$TMP/probe.raw" "$TMP/probe.qcow2"
     if ! qnbd_serves qcow2 "$TMP/probe.qcow2" 67108864 "$TMP/probe.raw"; then
       tail -n 5 "$TMP/qnbd.log" >&2
-      log "SKIP qcow2 rows: this qnbd does not serve qcow2" \
-        "read-write (-f qcow2) yet"
+      log "SKIP qcow2 rows: this qnbd does not serve qcow2 (-f qcow2) yet"
       return 0
+    fi
+    if ! qnbd_serves qcow2 "$TMP/probe.qcow2" 67108864 "$TMP/probe.raw" \
+      write; then
+      log "SKIP qcow2 write rows: this qnbd serves qcow2 read-only"
+      jobs='read'
     fi
     rm -f "$TMP/probe.raw" "$TMP/probe.qcow2"
   fi
@@ -257,7 +263,8 @@ rows_qcow2() {
   rm -f "$TMP/q-src.raw"
   sync -- "$TMP/full.qcow2"
   add_jobs qcow2 qcow2 "$TMP/full.qcow2" "$srv" \
-    "$size qcow2, 64 KiB clusters, fully allocated"
+    "$size qcow2, 64 KiB clusters, fully allocated" "$jobs"
+  [ "$jobs" = . ] || return 0
   add_jobs qcow2-empty qcow2 "$TMP/empty.qcow2" "$srv" \
     "$size qcow2, 64 KiB clusters, empty at the start of every run" \
     write "make_empty_qcow2 $TMP/empty.qcow2 $size"

@@ -4,8 +4,8 @@
 Not a test on its own (tests/bench/CMakeLists.txt registers bench.sh only).
 
   report.py parse FIO.json RW          -> "IOPS BW_BYTES" of the one job
-  report.py probe URI RAW              -> exit 0 if the export shows RAW's
-                                          data and takes writes
+  report.py probe URI RAW [write]      -> exit 0 if the export shows RAW's
+                                          data (and takes writes)
   report.py summary ROWS RESULTS N SECONDS
                                        -> tables and BENCH lines; exit 1
                                           unless every server completed every
@@ -26,9 +26,9 @@ def parse(path, rw):
     print(f"{side['iops']:.1f}\t{side['bw_bytes']}")
 
 
-def probe(uri, raw):
-    """Compare 1 MiB at the start and middle of the export with RAW, then
-    write 64 KiB there and read it back: the rows write too."""
+def probe(uri, raw, write):
+    """Compare 1 MiB at the start and middle of the export with RAW; with
+    WRITE, also write 64 KiB there and read it back."""
     import nbd  # Debian's python3-libnbd
 
     h = nbd.NBD()
@@ -39,12 +39,13 @@ def probe(uri, raw):
             f.seek(off)
             if h.pread(1 << 20, off) != f.read(1 << 20):
                 sys.exit(f"{uri}: data differs from {raw} at offset {off}")
-    if h.is_read_only():
-        sys.exit(f"{uri}: export is read-only")
-    data = bytes(range(256)) * 256
-    h.pwrite(data, size // 2)
-    if h.pread(len(data), size // 2) != data:
-        sys.exit(f"{uri}: a write did not read back")
+    if write:
+        if h.is_read_only():
+            sys.exit(f"{uri}: export is read-only")
+        data = bytes(range(256)) * 256
+        h.pwrite(data, size // 2)
+        if h.pread(len(data), size // 2) != data:
+            sys.exit(f"{uri}: a write did not read back")
     h.shutdown()
 
 
@@ -169,8 +170,8 @@ def summary(rows_path, results_path, nrounds, runtime):
 def main(argv):
     if len(argv) == 4 and argv[1] == "parse":
         parse(argv[2], argv[3])
-    elif len(argv) == 4 and argv[1] == "probe":
-        probe(argv[2], argv[3])
+    elif len(argv) in (4, 5) and argv[1] == "probe":
+        probe(argv[2], argv[3], argv[4:] == ["write"])
     elif len(argv) == 6 and argv[1] == "summary":
         return summary(argv[2], argv[3], int(argv[4]), float(argv[5]))
     else:
