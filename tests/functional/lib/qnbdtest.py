@@ -599,10 +599,21 @@ def raw_go(path, name=b"", sr=True, meta=()):
 
 def check_serves(server, name="", offset=0, expect=None):
     """The server still answers a normal libnbd client (and the data at
-    offset is expect, when given)."""
+    offset is expect, when given).  Connecting is retried for a few
+    seconds: a server at its connection limit may still be freeing the
+    slot of a client that just left."""
+    import nbd
     if not server.alive():
         raise AssertionError("server died: " + server.tail())
-    h = libnbd_connect(server.uri_for(name))
+    deadline = time.time() + 5
+    while True:
+        try:
+            h = libnbd_connect(server.uri_for(name))
+            break
+        except nbd.Error:
+            if time.time() > deadline or not server.alive():
+                raise
+            time.sleep(0.1)
     try:
         if expect is not None:
             got = h.pread(len(expect), offset)
