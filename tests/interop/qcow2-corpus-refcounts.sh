@@ -8,7 +8,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 imgs=()
 for rb in 1 2 4 8 16 32 64; do
   f=rb-$rb.qcow2
-  qemu-img create -q -f qcow2 -o refcount_bits=$rb,cluster_size=4k "$f" 2M
+  # Metadata preallocation makes the map depend on the refcounts (QEMU's
+  # preallocation heuristic), so every width is really read.
+  qemu-img create -q -f qcow2 \
+    -o refcount_bits=$rb,cluster_size=4k,preallocation=metadata "$f" 2M
   write_pattern "$f"
   imgs+=("$f")
 done
