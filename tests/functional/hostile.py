@@ -12,7 +12,6 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from qnbdtest import *  # noqa: E402,F401,F403
-import nbd  # noqa: E402
 
 MARK_OFF = 1 * MiB
 MARK = bytes(range(256)) * 16  # 4 KiB written before every attack

@@ -21,7 +21,7 @@ import traceback
 PEER = os.environ.get("QNBD_PEER", "qnbd")
 
 try:  # Debian's python3-libnbd; like lib.sh's `require`
-    import nbd  # noqa: F401
+    import nbd
 except ImportError:
     if os.environ.get("QNBD_REQUIRE_ALL") == "1":
         print("FAIL: required but missing: python3-libnbd (nbd module)")
@@ -312,7 +312,6 @@ def parse_size(size):
 
 def libnbd_connect(uri, **kw):
     """A libnbd handle connected to uri (Debian's python3-libnbd)."""
-    import nbd
     h = nbd.NBD()
     for k, v in kw.items():
         getattr(h, "set_" + k)(v)
@@ -602,7 +601,6 @@ def check_serves(server, name="", offset=0, expect=None):
     offset is expect, when given).  Connecting is retried for a few
     seconds: a server at its connection limit may still be freeing the
     slot of a client that just left."""
-    import nbd
     if not server.alive():
         raise AssertionError("server died: " + server.tail())
     deadline = time.time() + 5
@@ -675,7 +673,6 @@ def run(tests):
 
 def libnbd_errno(fn, *a):
     """Call a libnbd method that must fail; return its errno."""
-    import nbd
     try:
         fn(*a)
     except nbd.Error as e:
