@@ -1,6 +1,6 @@
 # Host side of the end-to-end tests: the cached Debian kernel, the guest
 # initramfs and boot-disk builders, and the qemu runner that reads the
-# guest's verdict off its serial console.
+# guest's verdict off a serial port.
 #
 # Source after tests/lib.sh.  The guest side is lib/init (busybox sh).
 # Nothing here needs root: disks are built in files with mtools and
@@ -10,8 +10,9 @@ E2E_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The kernel .deb and what is unpacked from it, shared by all e2e tests
 # of one build tree (and by concurrent ones: see _e2e_lock).
 E2E_CACHE=${QNBD_E2E_CACHE:-$QNBD_BUILD/e2e-cache}
-# Hard limit on one guest run; a TCG boot takes about 10 s here.
-E2E_QEMU_TIMEOUT=${QNBD_E2E_QEMU_TIMEOUT:-300}
+# Hard limit on one guest run (a guest takes 10-30 s here, more on a
+# loaded machine); two of them must fit in ctest's 600 s per test.
+E2E_QEMU_TIMEOUT=${QNBD_E2E_QEMU_TIMEOUT:-240}
 # The guest kernel's command line before the scenario's parameters.
 # no_timer_check: on a loaded host, TCG can be too slow for the kernel's
 # check that the timer interrupt reaches the IO-APIC, which then panics
@@ -25,7 +26,7 @@ E2E_MODULES="virtio_pci virtio_blk virtio_net nbd ext4 crc32c_generic
 
 # e2e_require: the host tools every e2e test needs (exit 77 without).
 e2e_require() {
-  require qemu-system-x86_64 qemu-img qemu-io apt-get apt-cache dpkg-deb \
+  require qemu-system-x86_64 qemu-img apt-get apt-cache dpkg-deb \
     modinfo cpio gzip flock sha256sum "$@"
   [ -x /bin/busybox ] || skip "busybox (package busybox-static)"
   # The guest has no libc: its busybox must be the static build.
@@ -177,10 +178,10 @@ e2e_initramfs() {
 
 # e2e_qemu NAME QEMU-ARGS...: run one guest to its power-off under a
 # hard timeout.  The serial console goes to $TMP/NAME-serial.log, the
-# second serial port (the guest's PASS/FAIL lines only) to
-# $TMP/NAME-result.txt,
-# SeaBIOS's debug port to $TMP/NAME-bios.log, qemu's own messages to
-# $TMP/NAME-qemu.log.  Fails if qemu fails or times out.
+# second serial port (the guest's QNBD-E2E lines only) to
+# $TMP/NAME-result.txt, SeaBIOS's debug port to $TMP/NAME-bios.log,
+# qemu's own messages to $TMP/NAME-qemu.log (the *.log files are shown
+# when the test fails).  Fails if qemu fails or times out.
 e2e_qemu() {
   local name=$1 rc=0 t0=$SECONDS
   shift
