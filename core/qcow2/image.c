@@ -313,9 +313,8 @@ static int open_qcow2(struct qcow2_image *q, const struct qcow2_open_opts *opts)
 int qcow2_image_open_layer(const char *path, const char *fmt, unsigned depth,
                            struct qcow2_cache *cache,
                            const struct qcow2_open_opts *opts,
-                           struct qcow2_image *top, struct qcow2_image **out)
+                           struct qcow2_image **out)
 {
-  (void)top;
   struct qcow2_image *q = calloc(1, sizeof *q);
   if (!q)
     return -ENOMEM;
@@ -417,7 +416,7 @@ static int open_chain(struct qcow2_image *top)
     }
     struct qcow2_image *b;
     int r = qcow2_image_open_layer(cur->full_backing, cur->h.backing_format,
-                                   cur->depth + 1, top->cache, NULL, top, &b);
+                                   cur->depth + 1, top->cache, NULL, &b);
     if (r < 0)
       return r;
     if ((r = check_loop(top, b)) < 0) {
@@ -459,7 +458,7 @@ int qcow2_open(const char *path, const struct qcow2_open_opts *opts,
                struct qcow2_image **out)
 {
   struct qcow2_image *top;
-  int r = qcow2_image_open_layer(path, "qcow2", 0, NULL, opts, NULL, &top);
+  int r = qcow2_image_open_layer(path, "qcow2", 0, NULL, opts, &top);
   if (r < 0)
     return r;
   uint64_t bytes =

@@ -152,10 +152,11 @@ int qcow2_read_meta(struct qcow2_image *q, int fd, void *buf, size_t len,
                     uint64_t off, const char *what);
 
 /* image.c */
+/* Open one image of a chain: fmt "qcow2", "raw" or NULL (probe). */
 int qcow2_image_open_layer(const char *path, const char *fmt, unsigned depth,
                            struct qcow2_cache *cache,
                            const struct qcow2_open_opts *opts,
-                           struct qcow2_image *top, struct qcow2_image **out);
+                           struct qcow2_image **out);
 void qcow2_image_free(struct qcow2_image *q);
 /* pread that zero-fills past the end of the file. */
 int qcow2_pread_full(int fd, void *buf, size_t len, uint64_t off);
@@ -212,9 +213,5 @@ int qcow2_snapshot_find(struct qcow2_image *q, const char *id_or_name);
 /* bitmap.c */
 int qcow2_bitmaps_read(struct qcow2_image *q);
 void qcow2_bitmaps_free(struct qcow2_image *q);
-
-/* status.c */
-int qcow2_layer_status(struct qcow2_image *q, uint64_t off, uint64_t count,
-                       struct qcow2_status *st);
 
 #endif

@@ -138,12 +138,6 @@ static int layer_status(struct qcow2_image *q, uint64_t off, uint64_t count,
   return qcow2_status_of(q, off, count, want_zero, st);
 }
 
-int qcow2_layer_status(struct qcow2_image *q, uint64_t off, uint64_t count,
-                       struct qcow2_status *st)
-{
-  return layer_status(q, off, count, true, st);
-}
-
 int qcow2_block_status(struct qcow2_image *img, uint64_t offset, uint64_t count,
                        struct qcow2_status *st)
 {
