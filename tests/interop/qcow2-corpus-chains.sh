@@ -57,6 +57,13 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:])
 sys.exit(a != b)' ref.chain got.chain || fail "backing chain info differs"
 verify_nbd "${imgs[@]}"
+# The same, literally with qemu-img map over qnbd's export.
+for img in "${imgs[@]}"; do
+  start_qnbd -r "$img"
+  check_qemu_map "$URI" "$img" || fail "$img: qemu-img map over NBD differs"
+  stop_qnbd
+  rm -f "$SOCK"
+done
 
 # qemu:allocation-depth, qnbd against qemu-nbd.
 for img in a-top.qcow2 b-top.qcow2; do

@@ -94,6 +94,26 @@ sys.exit(bad)
 PYEOF
 }
 
+# check_qemu_map URI IMG: `qemu-img map --output=json` over qnbd's export
+# agrees with qemu-img's map of the file on data and zero flags.
+check_qemu_map() {
+  qemu-img map -f raw --output=json "$1" >"$TMP/nbd.map"
+  $PY - "$2.map" "$TMP/nbd.map" <<'PYEOF'
+import json, sys
+def runs(path):
+    out = []
+    for e in json.load(open(path)):
+        if out and out[-1][2:] == [e["data"], e["zero"]]:
+            out[-1][1] += e["length"]
+        else:
+            out.append([e["start"], e["length"], e["data"], e["zero"]])
+    return out
+a, b = runs(sys.argv[1]), runs(sys.argv[2])
+if a != b:
+    sys.exit("file: %s\nnbd:  %s" % (a, b))
+PYEOF
+}
+
 # check_all IMG...: the engine checks, then verify_nbd.
 check_all() {
   for img in "$@"; do check_engine "$img"; done
