@@ -106,6 +106,8 @@ static int qb_extents(void *h, unsigned ctx, uint64_t count, uint64_t offset,
     int r = qb_one(qb, ctx, offset, end - offset, &len, &f);
     if (r < 0)
       return r;
+    if (len == 0) /* never loop forever, whatever the engine says */
+      return -EIO;
     if ((r = extents_add(e, offset, len, f)) < 0)
       return r;
     offset += len;

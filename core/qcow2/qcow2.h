@@ -7,11 +7,18 @@
  * metadata tables; no lock is held across data I/O).
  *
  * Part 1 of the engine is read-only: an image is always opened with
- * O_RDONLY and qcow2_is_writable() is false.  The write side (part 2)
- * extends this header with qcow2_pwrite / qcow2_zero / qcow2_discard /
- * qcow2_flush, built on the same per-table locks of the metadata cache
- * (an exclusive lock on one L2 slice while its entries change) and an
- * asynchronous host-cluster allocator.
+ * O_RDONLY (whatever opts.readonly says) and qcow2_is_writable() is
+ * false.  The write side (part 2) extends this header, with the same
+ * conventions, by
+ *   int qcow2_pwrite(img, buf, count, offset, flags);   (QCOW2_FUA)
+ *   int qcow2_zero(img, count, offset, flags);   (QCOW2_MAY_UNMAP, FAST)
+ *   int qcow2_discard(img, count, offset);
+ *   int qcow2_flush(img);
+ * built on the same per-slice locks of the metadata cache (an L2 slice
+ * is taken exclusively only while its entries change; data I/O runs
+ * with no lock held), an in-flight allocation table ordering overlapping
+ * allocating writes, and a host-cluster reserve refilled in the
+ * background so that allocation does not wait for refcount I/O.
  */
 #ifndef QNBD_CORE_QCOW2_H
 #define QNBD_CORE_QCOW2_H

@@ -1,5 +1,6 @@
 /* qnbd-img map: the allocation map of an image through its backing
  * chain, merged and printed as `qemu-img map` does (text or JSON). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,8 @@ int img_map(const struct img_args *a)
     struct qcow2_status st;
     uint64_t n = size - off < (1u << 30) ? size - off : (1u << 30);
     int r = qcow2_block_status(img, off, n, &st);
+    if (r == 0 && st.length == 0)
+      r = -EIO; /* never loop forever */
     if (r < 0) {
       fprintf(stderr, "qnbd-img: block status at %" PRIu64 ": %s\n", off,
               strerror(-r));
