@@ -111,9 +111,9 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 /* Flush unflushed writes and close the backend handle (on a worker:
  * plugins may block in close). */
-static void close_work(uv_work_t *w)
+static void close_work(struct pool_job *j)
 {
-  struct conn *c = w->data;
+  struct conn *c = container_of(j, struct conn, close_job);
   worker_set_current(c);
   if (c->dirty && c->caps.can_flush && worker_flush(c) < 0)
     log_warn("flush on disconnect failed");
@@ -121,9 +121,9 @@ static void close_work(uv_work_t *w)
   worker_set_current(NULL);
 }
 
-static void after_close_work(uv_work_t *w, int status)
+static void after_close_work(struct pool_job *j)
 {
-  struct conn *c = w->data;
+  struct conn *c = container_of(j, struct conn, close_job);
   c->handle_open = false;
   conn_maybe_finish(c);
 }
@@ -136,9 +136,10 @@ static void conn_maybe_finish(struct conn *c)
       c->closing_handles > 0)
     return;
   if (c->handle_open) {
-    if (c->close_work.data == NULL) {
-      c->close_work.data = c;
-      uv_queue_work(c->srv->loop, &c->close_work, close_work, after_close_work);
+    if (c->close_job.work == NULL) {
+      c->close_job.work = close_work;
+      c->close_job.done = after_close_work;
+      pool_submit(&c->srv->pool, &c->close_job);
     }
     return;
   }
@@ -279,15 +280,21 @@ static void on_handshake_timeout(uv_timer_t *t)
 /* Give the backends their preconnect say, on a worker (a plugin may
  * block) and only once the connection is really served (serialised
  * connections wait in line first). */
-static void preconnect_work(uv_work_t *w)
+static void preconnect_work(struct pool_job *j)
 {
-  struct conn *c = w->data;
+  struct conn *c = container_of(j, struct conn, opt_job);
   struct backend_conn_info ci;
+  struct export_vec ev;
 
   worker_set_current(c);
   conn_info(c, &ci);
-  for (size_t i = 0; i < c->srv->exports.len && !c->opt_out->close; i++) {
-    struct export *e = c->srv->exports.ptr[i];
+  /* A referenced copy: a reload may swap the list meanwhile. */
+  if (exports_snapshot(c, &ev) < 0) {
+    c->opt_out->close = true;
+    ev = (struct export_vec){0};
+  }
+  for (size_t i = 0; i < ev.len && !c->opt_out->close; i++) {
+    struct export *e = ev.ptr[i];
     struct backend *b = e->backend;
     if (!b->ops->preconnect)
       continue;
@@ -299,12 +306,13 @@ static void preconnect_work(uv_work_t *w)
     }
     worker_unlock_export(e);
   }
+  exports_snapshot_release(&ev);
   worker_set_current(NULL);
 }
 
-static void after_preconnect(uv_work_t *w, int status)
+static void after_preconnect(struct pool_job *j)
 {
-  struct conn *c = w->data;
+  struct conn *c = container_of(j, struct conn, opt_job);
   char greeting[18];
   bool refused = c->opt_out->close;
 
@@ -336,9 +344,9 @@ void conn_start(struct conn *c)
   if (!c->opt_out) {
     conn_close_when_idle(c);
   } else {
-    c->opt_work.data = c;
-    uv_queue_work(c->srv->loop, &c->opt_work, preconnect_work,
-                  after_preconnect);
+    c->opt_job.work = preconnect_work;
+    c->opt_job.done = after_preconnect;
+    pool_submit(&c->srv->pool, &c->opt_job);
   }
   log_set_conn(0);
 }

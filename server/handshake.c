@@ -205,9 +205,9 @@ static int handshake_option(struct conn *c, uint32_t opt, const char *data,
   }
 }
 
-static void option_work(uv_work_t *w)
+static void option_work(struct pool_job *j)
 {
-  struct conn *c = w->data;
+  struct conn *c = container_of(j, struct conn, opt_job);
   struct opt_out *o = c->opt_out;
 
   worker_set_current(c);
@@ -222,9 +222,9 @@ static void option_work(uv_work_t *w)
   worker_set_current(NULL);
 }
 
-static void option_after_work(uv_work_t *w, int status)
+static void option_after_work(struct pool_job *j)
 {
-  struct conn *c = w->data;
+  struct conn *c = container_of(j, struct conn, opt_job);
   log_set_conn(c->id);
   conn_option_done(c, c->opt_out);
   log_set_conn(0);
@@ -238,7 +238,8 @@ void handshake_start_option(struct conn *c)
     conn_close_when_idle(c);
     return;
   }
-  c->opt_work.data = c;
+  c->opt_job.work = option_work;
+  c->opt_job.done = option_after_work;
   conn_update_reading(c);
-  uv_queue_work(c->srv->loop, &c->opt_work, option_work, option_after_work);
+  pool_submit(&c->srv->pool, &c->opt_job);
 }

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -152,6 +153,37 @@ bool exports_peer_allowed(struct server *srv, struct conn *c);
 /* The connection ends: drop its reference (loop thread). */
 void exports_conn_release(struct conn *c);
 
+/* ---- pool.c: worker threads ---- */
+
+struct pool_job {
+  void (*work)(struct pool_job *j); /* on a worker thread */
+  void (*done)(struct pool_job *j); /* then on the loop thread */
+  struct pool_job *next;
+};
+
+struct pool {
+  pthread_mutex_t lock; /* guards head, tail, idle, wakeups, stop */
+  pthread_cond_t cond;
+  struct pool_job *head, *tail;
+  unsigned idle, wakeups;
+  bool stop;
+  pthread_mutex_t done_lock; /* guards done_head/done_tail */
+  struct pool_job *done_head, *done_tail;
+  uv_async_t async;
+  unsigned outstanding; /* submitted, done() not yet run (loop only) */
+  pthread_t *threads;
+  unsigned nthreads;
+};
+
+int pool_init(struct pool *p, uv_loop_t *loop, unsigned nthreads);
+/* Submit from the loop thread; j->done runs there afterwards. */
+void pool_submit(struct pool *p, struct pool_job *j);
+/* Finish queued jobs, join the threads, close the async handle. */
+void pool_stop(struct pool *p);
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
 /* ---- main.c / listen.c: the server ---- */
 
 struct listener {
@@ -189,6 +221,7 @@ struct server {
   uv_signal_t sig_int, sig_term;
   uv_async_t shutdown_async;
   uv_timer_t shutdown_timer;
+  struct pool pool;        /* backend calls */
   uv_check_t flush_check;  /* sends queued replies (output.c) */
   struct conn *flush_list; /* connections with queued replies */
 };
@@ -267,7 +300,7 @@ struct conn {
   uint32_t client_flags;
   unsigned nopts;
   uint32_t cur_opt, cur_opt_len;
-  uv_work_t opt_work;
+  struct pool_job opt_job;
   struct opt_out *opt_out;
   bool opt_too_big; /* CS_SKIP of an oversized option */
   bool structured;
@@ -293,7 +326,7 @@ struct conn {
   uint64_t inflight_bytes;
   bool dirty;     /* writes since the last flush */
   bool want_disc; /* set by a worker (nbdkit_disconnect); atomic */
-  uv_work_t close_work;
+  struct pool_job close_job;
   uv_shutdown_t shutdown_req;
   bool disc; /* DISC received or fatal error: close when idle */
   struct request *free_reqs;
@@ -369,7 +402,7 @@ struct request {
   struct conn *c;
   struct request *next_free;
   struct request *next_out; /* output queue */
-  uv_work_t work;
+  struct pool_job job;
   uv_write_t wreq;
   uint16_t flags, type;
   uint64_t cookie, offset, count;

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#ifdef QNBD_HAVE_NBDKIT_HOST
+#include "nbdkit-host/host.h"
+#endif
 #include "server.h"
 #include "util/log.h"
 
@@ -199,6 +202,8 @@ static int start_serving(struct server *srv)
 
   if (srv->cfg->stdio) {
     srv->stdio_mode = true;
+    if (pool_init(&srv->pool, srv->loop, srv->cfg->threads) < 0)
+      return -1;
     return conn_new_stdio(srv);
   }
   if (listen_start(srv, &uri) < 0)
@@ -214,14 +219,14 @@ static int start_serving(struct server *srv)
       return -1;
     setup_logging(srv->cfg, true);
   }
-  return 0;
+  /* Threads after fork: they would not survive it. */
+  return pool_init(&srv->pool, srv->loop, srv->cfg->threads);
 }
 
 int main(int argc, char **argv)
 {
   static struct config cfg;
   static struct server srv;
-  char threads[16];
   int r;
 
   r = options_parse(argc, argv, &cfg);
@@ -231,9 +236,9 @@ int main(int argc, char **argv)
   if (load_config(&cfg) < 0)
     return EXIT_FAILURE;
   signal(SIGPIPE, SIG_IGN);
-  /* Backend calls run on libuv's pool; size it before first use. */
-  snprintf(threads, sizeof threads, "%u", cfg.threads);
-  setenv("UV_THREADPOOL_SIZE", threads, 1);
+#ifdef QNBD_HAVE_NBDKIT_HOST
+  nbdkit_host_set_stdio(cfg.stdio);
+#endif
 
   srv.cfg = &cfg;
   the_server = &srv;
@@ -258,6 +263,7 @@ int main(int argc, char **argv)
     server_shutdown(&srv);
   uv_run(srv.loop, UV_RUN_DEFAULT);
   notify_stop(&srv);
+  pool_stop(&srv.pool);
   uv_walk(srv.loop, close_walk_cb, NULL);
   uv_run(srv.loop, UV_RUN_DEFAULT);
   uv_loop_close(srv.loop);

@@ -193,9 +193,9 @@ static int execute(struct request *r)
   return -EINVAL;
 }
 
-static void request_work(uv_work_t *w)
+static void request_work(struct pool_job *j)
 {
-  struct request *r = w->data;
+  struct request *r = container_of(j, struct request, job);
   int e;
 
   worker_set_current(r->c);
@@ -224,9 +224,9 @@ static void send_reply(struct request *r)
     output_queue(r->c, r);
 }
 
-static void request_after_work(uv_work_t *w, int status)
+static void request_after_work(struct pool_job *j)
 {
-  struct request *r = w->data;
+  struct request *r = container_of(j, struct request, job);
   if (__atomic_load_n(&r->c->want_disc, __ATOMIC_ACQUIRE))
     r->c->disc = true; /* the backend asked to hang up */
   if (r->type == CMD_WRITE || r->type == CMD_WRITE_ZEROES ||
@@ -275,8 +275,9 @@ static void dispatch(struct conn *c, struct request *r)
   }
   if (r->type == CMD_READ && try_read_inline(c, r))
     return;
-  r->work.data = r;
-  uv_queue_work(c->srv->loop, &r->work, request_work, request_after_work);
+  r->job.work = request_work;
+  r->job.done = request_after_work;
+  pool_submit(&c->srv->pool, &r->job);
 }
 
 void conn_request_done(struct conn *c, struct request *r)
