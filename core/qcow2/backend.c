@@ -150,7 +150,7 @@ static const struct backend_ops qcow2_backend_ops = {
 
 /* Context 0 is base:allocation (the server's own); then
  * qemu:allocation-depth, then one per consistent persistent bitmap. */
-static int make_contexts(struct qcow2_backend *qb)
+static int make_contexts(struct qcow2_backend *qb, bool snapshot)
 {
   const struct qcow2_info *in = qcow2_get_info(qb->img);
   qb->ctx_names = calloc(in->nb_bitmaps + 2, sizeof *qb->ctx_names);
@@ -162,7 +162,8 @@ static int make_contexts(struct qcow2_backend *qb)
   if (!qb->ctx_names[1])
     return -ENOMEM;
   qb->nb_ctx = 2;
-  for (size_t i = 0; i < in->nb_bitmaps; i++) {
+  /* Bitmaps track the active image: a snapshot has none of its own. */
+  for (size_t i = 0; !snapshot && i < in->nb_bitmaps; i++) {
     if (in->bitmaps[i].flags & QCOW2_BITMAP_IN_USE) {
       log_warn("qcow2: %s: bitmap '%s' is in use (inconsistent); not served",
                in->filename, in->bitmaps[i].name);
@@ -191,7 +192,7 @@ int qcow2_backend_new(const char *path, const struct qcow2_open_opts *opts,
   qb->b.ops = &qcow2_backend_ops;
   qb->b.thread_model = BACKEND_PARALLEL;
   qb->b.priv = qb;
-  if ((r = make_contexts(qb)) < 0) {
+  if ((r = make_contexts(qb, opts && opts->snapshot)) < 0) {
     qb_destroy(&qb->b);
     return r;
   }

@@ -15,6 +15,7 @@ qemu-io -f qcow2 -c "write -P 0x22 512k 1M" -c "write -z 0 64k" snap.qcow2 \
 qemu-img snapshot -c second snap.qcow2
 qemu-io -f qcow2 -c "write -P 0x33 3M 64k" -c "discard 1M 64k" snap.qcow2 \
   >/dev/null
+qemu-img bitmap --add snap.qcow2 active
 qemu-img create -q -f qcow2 -o extended_l2=on snap2.qcow2 2M
 qemu-io -f qcow2 -c "write -P 0x44 4k 4k" snap2.qcow2 >/dev/null
 qemu-img snapshot -c only snap2.qcow2
@@ -43,6 +44,10 @@ for s in first 2; do
   start_qnbd -r --snapshot "$s" snap.qcow2
   qemu-img convert -f raw -O raw "$URI" got.raw
   cmp ref.raw got.raw || fail "snapshot $s over NBD differs"
+  # The active image's bitmap says nothing about a snapshot.
+  nbdinfo --list "$URI" >list
+  grep -q "qemu:allocation-depth" list || fail "no allocation depth"
+  grep -q "dirty-bitmap" list && fail "a snapshot offers the active bitmaps"
   stop_qnbd
   rm -f "$SOCK"
 done
