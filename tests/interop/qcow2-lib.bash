@@ -229,6 +229,11 @@ cases = [
     ("snapshots offset unaligned", base, 64, p64(snap_off + 4), "snapshot"),
     ("unknown incompatible bit", base, 72, p64(1 << 20), "bit 20"),
     ("data file bit, no name", base, 72, p64(4), "data file"),
+    # An unknown bit named by the feature name table: the table's first
+    # entry (incompatible bit 0, "dirty bit") renumbered to bit 20.
+    ("named unknown bit", base,
+     [(72, p64(1 << 20)), (exts[0x6803F857][0] + 9, b"\x14")], None,
+     "bit 20 (dirty bit)"),
     ("compression bit, zlib", base, 72, p64(8), "compression type"),
     ("refcount_order 7", base, 96, p32(7), "refcount_order"),
     ("header_length 100", base, 100, p32(100), "header length"),
@@ -295,7 +300,8 @@ def run_case(arg):
     i, (name, src, off, data, want) = arg
     img = "case%d.qcow2" % i
     buf = bytearray(src)
-    buf[off:off + len(data)] = data
+    for o, d in (off if isinstance(off, list) else [(off, data)]):
+        buf[o:o + len(d)] = d
     open(img, "wb").write(buf)
     errs, codes = b"", []
     for cmd in (["info", "--output=json"], ["map", "--output=json"], ["dump"]):
