@@ -146,8 +146,8 @@ static bool over_limits(const struct conn *c)
  * -1 to drop the connection. */
 static int input_step(struct conn *c)
 {
-  size_t hdr = c->extended ? EXT_REQ_HDR_SIZE : REQ_HDR_SIZE;
   char req[EXT_REQ_HDR_SIZE];
+  size_t hdr;
 
   switch (c->state) {
   case CS_CLIENT_FLAGS:
@@ -155,6 +155,8 @@ static int input_step(struct conn *c)
   case CS_OPT_HEADER:
     return avail(c) < 16 ? 1 : input_option(c);
   case CS_REQ_HEADER:
+    /* c->extended is only read once transmission began. */
+    hdr = c->extended ? EXT_REQ_HDR_SIZE : REQ_HDR_SIZE;
     if (avail(c) < hdr || over_limits(c))
       return 1;
     memcpy(req, c->rbuf + c->rpos, hdr);

@@ -18,6 +18,31 @@
 
 #define SD_LISTEN_FDS_START 3
 
+/* Percent-encode s for a URI (RFC 3986): unreserved characters and
+ * those in keep stay as they are.  Returns a malloc'd string. */
+static char *uri_escape(const char *s, const char *keep)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  char *out = malloc(strlen(s) * 3 + 1), *p = out;
+
+  if (!out)
+    return NULL;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+        (ch >= '0' && ch <= '9') || strchr("-._~", ch) ||
+        (ch && strchr(keep, ch))) {
+      *p++ = (char)ch;
+    } else {
+      *p++ = '%';
+      *p++ = hex[ch >> 4];
+      *p++ = hex[ch & 15];
+    }
+  }
+  *p = '\0';
+  return out;
+}
+
 static void on_connection(uv_stream_t *s, int status)
 {
   struct listener *l = s->data;
@@ -114,9 +139,13 @@ static int listen_unix(struct server *srv, char **uri)
   }
   if ((r = listener_start(l, path)) < 0)
     return r;
-  if (asprintf(uri, "nbd+unix:///%s?socket=%s", srv->cfg->exports.ptr[0].name,
-               path) < 0)
+  char *name = uri_escape(srv->cfg->exports.ptr[0].name, "/");
+  char *sock = uri_escape(path, "/");
+  if (!name || !sock ||
+      asprintf(uri, "nbd+unix:///%s?socket=%s", name, sock) < 0)
     *uri = NULL;
+  free(name);
+  free(sock);
   return 0;
 }
 
@@ -157,10 +186,12 @@ static int listen_tcp(struct server *srv, char **uri)
     return last ? last : -EADDRNOTAVAIL;
   }
   bool v6 = host && strchr(host, ':');
-  if (asprintf(uri, "nbd://%s%s%s:%s/%s", v6 ? "[" : "",
-               host ? host : "localhost", v6 ? "]" : "", srv->cfg->port,
-               srv->cfg->exports.ptr[0].name) < 0)
+  char *name = uri_escape(srv->cfg->exports.ptr[0].name, "/");
+  if (!name || asprintf(uri, "nbd://%s%s%s:%s/%s", v6 ? "[" : "",
+                        host ? host : "localhost", v6 ? "]" : "",
+                        srv->cfg->port, name) < 0)
     *uri = NULL;
+  free(name);
   return 0;
 }
 

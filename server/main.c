@@ -2,6 +2,7 @@
  * file), choose where logs go, open the exports, listen, tell systemd
  * we are ready, run the event loop, and shut down gracefully on
  * SIGINT/SIGTERM. */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -97,15 +98,34 @@ static int write_pid_file(const char *path)
 }
 
 /* --fork: the parent exits once the child is serving. */
+static int daemon_ready_fd = -1;
+
+/* The parent of --fork exits once the child says it serves (after
+ * after_fork and the pid file), with 1 if the child died first. */
 static int daemonize(struct server *srv)
 {
+  int p[2];
+  char c;
+
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    log_error("pipe: %m");
+    return -1;
+  }
   pid_t pid = fork();
   if (pid < 0) {
     log_error("fork: %m");
     return -1;
   }
-  if (pid > 0)
-    _exit(0);
+  if (pid > 0) {
+    ssize_t n;
+    close(p[1]);
+    do
+      n = read(p[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    _exit(n == 1 && c == 'R' ? 0 : 1);
+  }
+  close(p[0]);
+  daemon_ready_fd = p[1];
   setsid();
   int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (fd >= 0) {
@@ -252,6 +272,10 @@ int main(int argc, char **argv)
     listen_stop(&srv);
     exports_close(&srv.exports);
     return EXIT_FAILURE;
+  }
+  if (daemon_ready_fd >= 0) {
+    (void)!write(daemon_ready_fd, "R", 1);
+    close(daemon_ready_fd);
   }
   /* Exports open, sockets listening: systemd may send clients. */
   notify_send("READY=1\nMAINPID=%d\nSTATUS=serving %zu exports", (int)getpid(),
