@@ -46,7 +46,7 @@ struct host_plugin {
   char *path;
   const char *name;                /* p.name */
   struct host_str_vec config_strs; /* keys and values passed to config */
-  bool registered; /* in load.c's list of loaded plugins */
+  bool registered;                 /* in load.c's list of loaded plugins */
   bool after_fork_done;
   pthread_mutex_t lock;            /* guards the two lists below */
   struct host_str_vec global_strs; /* interned outside any connection */
