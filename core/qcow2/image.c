@@ -457,10 +457,22 @@ static uint64_t default_cache(const struct qcow2_image *q)
 int qcow2_open(const char *path, const struct qcow2_open_opts *opts,
                struct qcow2_image **out)
 {
+  return qcow2_open_format(path, "qcow2", opts, out);
+}
+
+int qcow2_open_format(const char *path, const char *format,
+                      const struct qcow2_open_opts *opts,
+                      struct qcow2_image **out)
+{
   struct qcow2_image *top;
-  int r = qcow2_image_open_layer(path, "qcow2", 0, NULL, opts, &top);
+  int r = qcow2_image_open_layer(path, format, 0, NULL, opts, &top);
   if (r < 0)
     return r;
+  if (top->fmt == QCOW2_FMT_RAW && opts && opts->snapshot) {
+    log_error("qcow2: %s: a raw image has no snapshots", path);
+    qcow2_close(top);
+    return -EINVAL;
+  }
   uint64_t bytes =
       opts && opts->cache_size ? opts->cache_size : default_cache(top);
   top->cache = qcow2_cache_new(bytes);

@@ -43,6 +43,11 @@ struct qcow2_image;
 
 int qcow2_open(const char *path, const struct qcow2_open_opts *opts,
                struct qcow2_image **out);
+/* The same for a top image of format "qcow2", "raw" (a chain of one
+ * raw file: reads and SEEK_DATA block status) or NULL (probe). */
+int qcow2_open_format(const char *path, const char *format,
+                      const struct qcow2_open_opts *opts,
+                      struct qcow2_image **out);
 void qcow2_close(struct qcow2_image *img);
 
 /* Virtual size in bytes (of the snapshot when one is served). */

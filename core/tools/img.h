@@ -10,6 +10,7 @@
 
 struct img_args {
   const char *file;
+  const char *format; /* NULL: probe */
   const char *snapshot;
   bool json;
   bool backing_chain;
@@ -18,8 +19,8 @@ struct img_args {
 int img_info(const struct img_args *a);
 int img_map(const struct img_args *a);
 
-/* Open an image for reading: qcow2, or a raw file exposed as a chain of
- * one layer. Logs why on failure. */
+/* Open an image for reading: qcow2, or a raw file (a chain of one
+ * layer).  Says why on failure. */
 int img_open(const struct img_args *a, struct qcow2_image **img);
 
 /* Write s as a JSON string (quotes and escapes included). */

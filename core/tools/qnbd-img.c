@@ -13,10 +13,14 @@
 
 static void usage(FILE *f)
 {
-  fprintf(f, "Usage:\n"
-             "  qnbd-img info [--output=human|json] [--backing-chain] FILE\n"
-             "  qnbd-img map [--output=human|json] FILE\n"
-             "  qnbd-img dump [-l SNAPSHOT] FILE   (guest bytes to stdout)\n");
+  fprintf(
+      f,
+      "Usage:\n"
+      "  qnbd-img info [-f FMT] [--output=human|json] [--backing-chain] FILE\n"
+      "  qnbd-img map [-f FMT] [--output=human|json] FILE\n"
+      "  qnbd-img dump [-f FMT] [-l SNAPSHOT] FILE   (guest bytes to "
+      "stdout)\n"
+      "FMT is qcow2 or raw; by default the format is probed.\n");
 }
 
 void json_str(FILE *f, const char *s)
@@ -49,7 +53,7 @@ void human_size(char *buf, size_t len, uint64_t v)
 int img_open(const struct img_args *a, struct qcow2_image **img)
 {
   struct qcow2_open_opts o = {.readonly = true, .snapshot = a->snapshot};
-  int r = qcow2_open(a->file, &o, img);
+  int r = qcow2_open_format(a->file, a->format, &o, img);
   if (r < 0)
     fprintf(stderr, "qnbd-img: %s: cannot open: %s\n", a->file, strerror(-r));
   return r;
@@ -91,11 +95,12 @@ int main(int argc, char **argv)
       {"output", required_argument, NULL, 'o'},
       {"backing-chain", no_argument, NULL, 'b'},
       {"snapshot", required_argument, NULL, 'l'},
+      {"format", required_argument, NULL, 'f'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   int c;
   optind = 2;
-  while ((c = getopt_long(argc, argv, "l:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "f:l:h", longopts, NULL)) != -1) {
     switch (c) {
     case 'o':
       if (strcmp(optarg, "json") && strcmp(optarg, "human")) {
@@ -109,6 +114,9 @@ int main(int argc, char **argv)
       break;
     case 'l':
       a.snapshot = optarg;
+      break;
+    case 'f':
+      a.format = optarg;
       break;
     case 'h':
       usage(stdout);

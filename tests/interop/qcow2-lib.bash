@@ -304,7 +304,10 @@ def run_case(arg):
         buf[o:o + len(d)] = d
     open(img, "wb").write(buf)
     errs, codes = b"", []
-    for cmd in (["info", "--output=json"], ["map", "--output=json"], ["dump"]):
+    # -f qcow2: a damaged magic must not make it a raw image.
+    for cmd in (["info", "-f", "qcow2", "--output=json"],
+                ["map", "-f", "qcow2", "--output=json"],
+                ["dump", "-f", "qcow2"]):
         try:
             r = subprocess.run([QIMG] + cmd + [img], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, timeout=60)
@@ -336,7 +339,7 @@ with ThreadPoolExecutor(4) as pool:
             bad = 1
 if SUBSET == "tables":  # a truncated image
     open("trunc.qcow2", "wb").write(base[:len(base) // 2])
-    r = subprocess.run([QIMG, "dump", "trunc.qcow2"],
+    r = subprocess.run([QIMG, "dump", "-f", "qcow2", "trunc.qcow2"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if r.returncode < 0 or r.returncode >= 128 or any(s in r.stderr for s in SAN):
         print("CRASH: truncated", r.stderr[:2000])
