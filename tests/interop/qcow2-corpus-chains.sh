@@ -48,7 +48,8 @@ qemu-io -f qcow2 -c "write -z 0 64k" -c "write -P 0x43 1536k 4k" \
   b-top.qcow2 >/dev/null
 
 imgs=(a-mid.qcow2 a-top.qcow2 sub/b-mid.qcow2 b-top.qcow2)
-for img in "${imgs[@]}"; do check_engine "$img"; done
+# qnbd-img also describes the raw base as qemu-img does.
+for img in a-base.raw "${imgs[@]}"; do check_engine "$img"; done
 # The whole chain as qemu-img info --backing-chain reports it.
 qemu-img info --backing-chain --output=json b-top.qcow2 >ref.chain
 "$QIMG" info --backing-chain --output=json b-top.qcow2 >got.chain
