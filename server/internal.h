@@ -166,6 +166,7 @@ struct pool {
   pthread_cond_t cond;
   struct pool_job *head, *tail;
   unsigned idle, wakeups;
+  unsigned queued; /* jobs not yet taken; atomic, read unlocked */
   bool stop;
   pthread_mutex_t done_lock; /* guards done_head/done_tail */
   struct pool_job *done_head, *done_tail;

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
+#include "util/checked.h"
 #include "util/log.h"
 
 #ifdef QNBD_HAVE_NBDKIT_HOST
@@ -65,36 +67,36 @@ static const struct option long_opts[] = {
 
 static void usage(FILE *f)
 {
-  fprintf(f,
-          "Usage: qnbd [OPTIONS] FILE\n"
-          "       qnbd [OPTIONS] -f memory SIZE\n"
-          "       qnbd [OPTIONS] --plugin NAME|PATH [key=value|value ...]\n"
-          "       qnbd [OPTIONS] --config FILE\n"
-          "Serve FILE (raw or qcow2) over the NBD protocol.\n\n"
-          "  -p, --port PORT          TCP port (default 10809)\n"
-          "  -b, --bind ADDR          listen address (default localhost)\n"
-          "  -U, --socket PATH        listen on a Unix socket instead\n"
-          "  -s, --stdio              one connection on stdin/stdout\n"
-          "  -x, --export-name NAME   export name (default \"\")\n"
-          "      --description TEXT   export description\n"
-          "      --export NAME=FILE   another export (repeatable)\n"
-          "  -r, --read-only          refuse writes\n"
-          "  -f, --format FMT         raw, qcow2 or memory (default: probe)\n"
-          "      --snapshot NAME|ID   serve a qcow2 internal snapshot\n"
-          "      --cache-size BYTES   qcow2 metadata cache size\n"
-          "  -e, --max-connections N  limit concurrent clients\n"
-          "      --handshake-timeout SECONDS   (default 30)\n"
-          "      --threads N          worker threads (default 16)\n"
-          "      --fork               run in the background when ready\n"
-          "      --pid-file PATH      write the server's pid to PATH\n"
-          "      --plugin NAME|PATH   serve an nbdkit plugin\n"
-          "      --config FILE        the exports of FILE (SIGHUP reloads)\n"
-          "      --log TARGET         stderr, syslog, journal or auto\n"
-          "  -D, --debug NAME.FLAG=N  set a plugin debug flag\n"
-          "  -v, --verbose            debug messages\n"
-          "  -t, --persistent         keep serving (always on)\n"
-          "  -h, --help               this text\n"
-          "  -V, --version            print the version\n");
+  fprintf(
+      f, "Usage: qnbd [OPTIONS] FILE\n"
+         "       qnbd [OPTIONS] -f memory SIZE\n"
+         "       qnbd [OPTIONS] --plugin NAME|PATH [key=value|value ...]\n"
+         "       qnbd [OPTIONS] --config FILE\n"
+         "Serve FILE (raw or qcow2) over the NBD protocol.\n\n"
+         "  -p, --port PORT          TCP port (default 10809)\n"
+         "  -b, --bind ADDR          listen address (default localhost)\n"
+         "  -U, --socket PATH        listen on a Unix socket instead\n"
+         "  -s, --stdio              one connection on stdin/stdout\n"
+         "  -x, --export-name NAME   export name (default \"\")\n"
+         "      --description TEXT   export description\n"
+         "      --export NAME=FILE   another export (repeatable)\n"
+         "  -r, --read-only          refuse writes\n"
+         "  -f, --format FMT         raw, qcow2 or memory (default: probe)\n"
+         "      --snapshot NAME|ID   serve a qcow2 internal snapshot\n"
+         "      --cache-size BYTES   qcow2 metadata cache size\n"
+         "  -e, --max-connections N  limit concurrent clients\n"
+         "      --handshake-timeout SECONDS   (default 30)\n"
+         "      --threads N          worker threads (default 2 per CPU, >= 4)\n"
+         "      --fork               run in the background when ready\n"
+         "      --pid-file PATH      write the server's pid to PATH\n"
+         "      --plugin NAME|PATH   serve an nbdkit plugin\n"
+         "      --config FILE        the exports of FILE (SIGHUP reloads)\n"
+         "      --log TARGET         stderr, syslog, journal or auto\n"
+         "  -D, --debug NAME.FLAG=N  set a plugin debug flag\n"
+         "  -v, --verbose            debug messages\n"
+         "  -t, --persistent         keep serving (always on)\n"
+         "  -h, --help               this text\n"
+         "  -V, --version            print the version\n");
 }
 
 /* Parse a size with an optional k/m/g/t/p/e suffix (1024-based). */
@@ -355,7 +357,11 @@ int options_parse(int argc, char **argv, struct config *cfg)
   struct export_config main = {.name = ""};
   int c, r;
 
-  *cfg = (struct config){.handshake_timeout = 30, .threads = 16};
+  /* Two workers per CPU: more only adds context switches for file
+   * backends (measured in tests/bench); slow plugins may want more. */
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned threads = ncpu > 2 ? (unsigned)MIN(ncpu * 2, 64) : 4;
+  *cfg = (struct config){.handshake_timeout = 30, .threads = threads};
   /* Reserve slot 0 for the main export; extra exports follow. */
   if (export_config_vec_append(&cfg->exports, main) < 0)
     return -1;

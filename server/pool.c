@@ -64,6 +64,7 @@ static void *pool_thread(void *arg)
     if (!p->head)
       break; /* stopping and nothing left */
     struct pool_job *j = p->head;
+    __atomic_sub_fetch(&p->queued, 1, __ATOMIC_RELAXED);
     p->head = j->next;
     if (!p->head)
       p->tail = NULL;
@@ -111,6 +112,7 @@ void pool_submit(struct pool *p, struct pool_job *j)
   else
     p->head = j;
   p->tail = j;
+  __atomic_add_fetch(&p->queued, 1, __ATOMIC_RELAXED);
   /* Wake an idle thread unless enough wake-ups are already on the way. */
   if (p->idle > p->wakeups) {
     p->wakeups++;

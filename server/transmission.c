@@ -241,15 +241,19 @@ static void request_after_work(struct pool_job *j)
  * loop's sending. */
 #define INLINE_READ_MAX (64u * 1024)
 
-/* Reads whose data is at hand complete on the loop without a trip
- * through the worker pool (the backend promises not to block). */
+/* When every worker is busy and jobs wait, small reads whose data is at
+ * hand complete on the loop instead of queueing (the backend promises
+ * not to block).  With idle workers the pool is faster: it spreads the
+ * work over the CPUs (tests/bench). */
 static bool try_read_inline(struct conn *c, struct request *r)
 {
   const struct backend *b = c->exp->backend;
   int e;
 
   if (!b->ops->pread_nowait || b->thread_model != BACKEND_PARALLEL ||
-      r->count > INLINE_READ_MAX)
+      r->count > INLINE_READ_MAX ||
+      __atomic_load_n(&c->srv->pool.queued, __ATOMIC_RELAXED) <
+          c->srv->pool.nthreads)
     return false;
   e = b->ops->pread_nowait(c->handle, r->buf, r->count, r->offset);
   if (e == -EAGAIN)
