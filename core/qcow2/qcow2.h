@@ -151,4 +151,28 @@ bool qcow2_probe(const char *path);
 int qcow2_backend_new(const char *path, const struct qcow2_open_opts *opts,
                       struct backend **out);
 
+/* Creating an image (qnbd-img create), with qemu-img's options. */
+enum qcow2_prealloc {
+  QCOW2_PREALLOC_OFF,
+  QCOW2_PREALLOC_METADATA, /* L2 tables and data clusters mapped */
+  QCOW2_PREALLOC_FALLOC,   /* ... and the data's blocks fallocated */
+  QCOW2_PREALLOC_FULL,     /* ... and zeroes written */
+};
+struct qcow2_create_opts {
+  bool raw;               /* a sparse raw file (only size, preallocation) */
+  uint64_t size;          /* virtual size in bytes */
+  uint32_t version;       /* 2 (compat=0.10) or 3 (compat=1.1) */
+  unsigned cluster_bits;  /* 9 .. 21 */
+  unsigned refcount_order; /* log2 of refcount_bits: 0 .. 6 */
+  bool lazy_refcounts, extended_l2;
+  uint8_t compression_type; /* 0 zlib, 1 zstd */
+  const char *backing_file, *backing_format;
+  const char *data_file; /* external data file, created too */
+  bool data_file_raw;
+  enum qcow2_prealloc preallocation;
+};
+/* Create (or truncate) the image at path.  0 or a negative errno; the
+ * reason for a bad option combination is logged. */
+int qcow2_create(const char *path, const struct qcow2_create_opts *o);
+
 #endif

@@ -11,6 +11,11 @@
 #include "img.h"
 #include "util/log.h"
 
+/* create and check parse their own arguments (argv[0] is the command):
+ * core/tools/create.c and check.c. */
+int img_create(int argc, char **argv);
+int img_check(int argc, char **argv);
+
 static void usage(FILE *f)
 {
   fprintf(
@@ -20,6 +25,8 @@ static void usage(FILE *f)
       "  qnbd-img map [-f FMT] [--output=human|json] FILE\n"
       "  qnbd-img dump [-f FMT] [-l SNAPSHOT] FILE   (guest bytes to "
       "stdout)\n"
+      "  qnbd-img create [-f qcow2|raw] [-o OPTIONS] [-b BACKING [-F FMT]] "
+      "FILE [SIZE]\n"
       "FMT is qcow2 or raw; by default the format is probed.\n");
 }
 
@@ -90,6 +97,8 @@ int main(int argc, char **argv)
     return 1;
   }
   const char *cmd = argv[1];
+  if (strcmp(cmd, "create") == 0)
+    return img_create(argc - 1, argv + 1);
   struct img_args a = {0};
   static const struct option longopts[] = {
       {"output", required_argument, NULL, 'o'},
