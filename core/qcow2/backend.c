@@ -59,6 +59,14 @@ static int qb_pread(void *h, void *buf, uint64_t count, uint64_t offset,
   return qcow2_pread(qb->img, buf, count, offset);
 }
 
+/* The event loop's fast path (core/backend.h): a cached L2 slice and
+ * data in the page cache, else -EAGAIN and the server uses a worker. */
+static int qb_pread_nowait(void *h, void *buf, uint64_t count, uint64_t offset)
+{
+  struct qcow2_backend *qb = h;
+  return qcow2_pread_nowait(qb->img, buf, count, offset);
+}
+
 static int qb_cache(void *h, uint64_t count, uint64_t offset, uint32_t flags)
 {
   (void)flags;
@@ -142,6 +150,7 @@ static const struct backend_ops qcow2_backend_ops = {
     .get_size = qb_get_size,
     .caps = qb_caps,
     .pread = qb_pread,
+    .pread_nowait = qb_pread_nowait,
     .cache = qb_cache,
     .extents = qb_extents,
     .meta_contexts = qb_meta_contexts,

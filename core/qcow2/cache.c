@@ -215,6 +215,35 @@ int qcow2_cache_get(struct qcow2_cache *c, int fd, uint64_t off, size_t len,
   }
 }
 
+int qcow2_cache_try_get(struct qcow2_cache *c, int fd, uint64_t off,
+                        struct qcow2_slice **out, const uint8_t **data)
+{
+  /* trylock fails only while a writer holds the lock (an insertion, or
+   * a slice being loaded): waiting for either could block on I/O. */
+  if (pthread_rwlock_tryrdlock(&c->lock) != 0)
+    return -EAGAIN;
+  struct qcow2_slice *s = find(c, fd, off);
+  if (!s) {
+    pthread_rwlock_unlock(&c->lock);
+    return -EAGAIN;
+  }
+  atomic_fetch_add(&s->pin, 1);
+  atomic_store(&s->ref, true);
+  pthread_rwlock_unlock(&c->lock);
+  if (pthread_rwlock_tryrdlock(&s->lock) != 0) {
+    atomic_fetch_sub(&s->pin, 1);
+    return -EAGAIN;
+  }
+  if (s->state != SLOT_VALID) { /* a failed load: the caller retries */
+    pthread_rwlock_unlock(&s->lock);
+    atomic_fetch_sub(&s->pin, 1);
+    return -EAGAIN;
+  }
+  *out = s;
+  *data = s->buf;
+  return 0;
+}
+
 void qcow2_cache_put(struct qcow2_cache *c, struct qcow2_slice *s)
 {
   (void)c;

@@ -155,8 +155,8 @@ done:
   return 0;
 }
 
-int qcow2_map(struct qcow2_image *q, uint64_t off, uint64_t count,
-              struct qcow2_run *r)
+static int map(struct qcow2_image *q, uint64_t off, uint64_t count,
+               struct qcow2_run *r, bool nowait)
 {
   uint64_t l2;
   int rc = l2_offset(q, off, &l2);
@@ -174,8 +174,13 @@ int qcow2_map(struct qcow2_image *q, uint64_t off, uint64_t count,
       l2 + ((cidx << q->entry_shift) & ~(uint64_t)(q->slice_size - 1));
   struct qcow2_slice *s;
   const uint8_t *p;
-  rc = qcow2_cache_get(q->cache, q->fd, slice_off, q->slice_size, q->file_size,
-                       &s, &p);
+  if (nowait)
+    rc = qcow2_cache_try_get(q->cache, q->fd, slice_off, &s, &p);
+  else
+    rc = qcow2_cache_get(q->cache, q->fd, slice_off, q->slice_size,
+                         q->file_size, &s, &p);
+  if (rc == -EAGAIN && nowait)
+    return rc;
   if (rc < 0) {
     log_error("qcow2: %s: cannot read the L2 table at %#" PRIx64
               " for guest offset %#" PRIx64,
@@ -185,6 +190,18 @@ int qcow2_map(struct qcow2_image *q, uint64_t off, uint64_t count,
   rc = walk_slice(q, p, slice_off, off, count, r);
   qcow2_cache_put(q->cache, s);
   return rc;
+}
+
+int qcow2_map(struct qcow2_image *q, uint64_t off, uint64_t count,
+              struct qcow2_run *r)
+{
+  return map(q, off, count, r, false);
+}
+
+int qcow2_map_nowait(struct qcow2_image *q, uint64_t off, uint64_t count,
+                     struct qcow2_run *r)
+{
+  return map(q, off, count, r, true);
 }
 
 int qcow2_get_refcount(struct qcow2_image *q, uint64_t cluster,

@@ -141,6 +141,7 @@ struct qcow2_image {
   struct qcow2_bitmap_info *bitmap_infos;
   size_t nb_bitmaps;
   atomic_int prealloc_state; /* 0 unknown, 1 no, 2 metadata prealloc */
+  atomic_bool no_nowait;     /* the data file refused RWF_NOWAIT */
   pthread_mutex_t prealloc_lock;
 };
 
@@ -170,6 +171,10 @@ void qcow2_cache_free(struct qcow2_cache *c);
 int qcow2_cache_get(struct qcow2_cache *c, int fd, uint64_t off, size_t len,
                     uint64_t file_size, struct qcow2_slice **s,
                     const uint8_t **data);
+/* The same for a slice already cached and loaded, without waiting:
+ * -EAGAIN on a miss or while the slice or the index is being written. */
+int qcow2_cache_try_get(struct qcow2_cache *c, int fd, uint64_t off,
+                        struct qcow2_slice **s, const uint8_t **data);
 void qcow2_cache_put(struct qcow2_cache *c, struct qcow2_slice *s);
 
 /* cluster.c: guest offset -> host mapping. */
@@ -192,12 +197,20 @@ struct qcow2_run {
  * bytes (off < size). */
 int qcow2_map(struct qcow2_image *q, uint64_t off, uint64_t count,
               struct qcow2_run *r);
+/* qcow2_map from cached metadata only: -EAGAIN when it would load. */
+int qcow2_map_nowait(struct qcow2_image *q, uint64_t off, uint64_t count,
+                     struct qcow2_run *r);
 int qcow2_get_refcount(struct qcow2_image *q, uint64_t cluster,
                        uint64_t *refcount);
 
 /* read.c */
 int qcow2_layer_pread(struct qcow2_image *q, uint8_t *buf, uint64_t count,
                       uint64_t off);
+/* A read that never blocks: metadata from the cache, data from the page
+ * cache (RWF_NOWAIT); -EAGAIN when either would wait.  For the server's
+ * event loop (core/backend.h pread_nowait). */
+int qcow2_pread_nowait(struct qcow2_image *img, void *buf, uint64_t count,
+                       uint64_t offset);
 
 /* compress.c: decompress one cluster (qcow2.txt "Compressed Clusters"). */
 int qcow2_decompress(int type, void **ctx, const uint8_t *in, size_t in_len,

@@ -2,12 +2,14 @@
  * straight into the caller's buffer, synthesising zeroes, decompressing
  * compressed clusters, and reading unallocated ranges from the backing
  * chain (qcow2.txt "Cluster mapping", "Backing file"). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "qcow2-int.h"
 #include "util/checked.h"
@@ -150,6 +152,82 @@ int qcow2_pread(struct qcow2_image *img, void *buf, uint64_t count,
   if (!range_within(offset, count, img->size))
     return -EINVAL;
   return qcow2_layer_pread(img, buf, count, offset);
+}
+
+/* All of [off, off+len) of fd from the page cache, or -EAGAIN.  A short
+ * read (part cached, or the end of the file) is left to the blocking
+ * path, which zero-fills past the end. */
+static int pread_cached(struct qcow2_image *q, int fd, uint8_t *buf,
+                        uint64_t len, uint64_t off)
+{
+  if (atomic_load_explicit(&q->no_nowait, memory_order_relaxed))
+    return -EAGAIN;
+  struct iovec iov = {buf, len};
+  ssize_t n;
+  do
+    n = preadv2(fd, &iov, 1, (off_t)off, RWF_NOWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+    /* An old kernel or a file system without RWF_NOWAIT: stop trying. */
+    atomic_store_explicit(&q->no_nowait, true, memory_order_relaxed);
+    return -EAGAIN;
+  }
+  if (n < 0)
+    return errno == EAGAIN ? -EAGAIN : -errno;
+  return (uint64_t)n == len ? 0 : -EAGAIN;
+}
+
+static int layer_pread_nowait(struct qcow2_image *q, uint8_t *buf,
+                              uint64_t count, uint64_t off)
+{
+  if (off >= q->size) {
+    memset(buf, 0, count);
+    return 0;
+  }
+  if (count > q->size - off) {
+    memset(buf + (q->size - off), 0, count - (q->size - off));
+    count = q->size - off;
+  }
+  if (q->fmt == QCOW2_FMT_RAW)
+    return pread_cached(q, q->fd, buf, count, off);
+  while (count) {
+    struct qcow2_run r;
+    int rc = qcow2_map_nowait(q, off, count, &r);
+    if (rc < 0)
+      return rc;
+    switch (r.type) {
+    case QCOW2_SC_NORMAL:
+      rc = pread_cached(q, q->data_fd, buf, r.length, r.host);
+      break;
+    case QCOW2_SC_COMPRESSED: /* too much CPU work for the event loop */
+      return -EAGAIN;
+    case QCOW2_SC_UNALLOC_PLAIN:
+    case QCOW2_SC_UNALLOC_ALLOC:
+      if (q->backing) {
+        rc = layer_pread_nowait(q->backing, buf, r.length, off);
+        break;
+      }
+      /* fall through */
+    case QCOW2_SC_ZERO_PLAIN:
+    case QCOW2_SC_ZERO_ALLOC:
+      memset(buf, 0, r.length);
+      break;
+    }
+    if (rc < 0)
+      return rc;
+    buf += r.length;
+    off += r.length;
+    count -= r.length;
+  }
+  return 0;
+}
+
+int qcow2_pread_nowait(struct qcow2_image *img, void *buf, uint64_t count,
+                       uint64_t offset)
+{
+  if (!range_within(offset, count, img->size))
+    return -EINVAL;
+  return layer_pread_nowait(img, buf, count, offset);
 }
 
 /* Walk the mapping of every layer under [off, off+count): the L2 slices
