@@ -175,4 +175,20 @@ struct qcow2_create_opts {
  * reason for a bad option combination is logged. */
 int qcow2_create(const char *path, const struct qcow2_create_opts *o);
 
+/* Checking refcounts against references (qnbd-img check), with
+ * qemu-img check's counters.  Findings are printed on stderr as
+ * qemu-img prints them. */
+#define QCOW2_FIX_LEAKS  1 /* lower refcounts to the references */
+#define QCOW2_FIX_ERRORS 2 /* raise too-low refcounts, fix COPIED flags */
+struct qcow2_check_result {
+  uint64_t corruptions, leaks, check_errors;
+  uint64_t corruptions_fixed, leaks_fixed;
+  uint64_t image_end_offset;
+  uint64_t total_clusters, allocated_clusters;
+  uint64_t fragmented_clusters, compressed_clusters;
+};
+/* 0 when the check ran (whatever it found), or a negative errno when the
+ * image could not be opened or read. */
+int qcow2_check(const char *path, int fix, struct qcow2_check_result *res);
+
 #endif

@@ -27,6 +27,7 @@ static void usage(FILE *f)
       "stdout)\n"
       "  qnbd-img create [-f qcow2|raw] [-o OPTIONS] [-b BACKING [-F FMT]] "
       "FILE [SIZE]\n"
+      "  qnbd-img check [-r leaks|all] [--output=human|json] FILE\n"
       "FMT is qcow2 or raw; by default the format is probed.\n");
 }
 
@@ -99,6 +100,8 @@ int main(int argc, char **argv)
   const char *cmd = argv[1];
   if (strcmp(cmd, "create") == 0)
     return img_create(argc - 1, argv + 1);
+  if (strcmp(cmd, "check") == 0)
+    return img_check(argc - 1, argv + 1);
   struct img_args a = {0};
   static const struct option longopts[] = {
       {"output", required_argument, NULL, 'o'},
