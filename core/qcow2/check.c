@@ -281,13 +281,15 @@ static int chk_compare(struct chk *c)
     if (s != n) {
       bool leak = s > n;
       bool fix = c->fix & (leak ? QCOW2_FIX_LEAKS : QCOW2_FIX_ERRORS);
-      fprintf(stderr,
-              "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64
-              "\n",
-              fix    ? "Repairing"
-              : leak ? "Leaked"
-                     : "ERROR",
-              i, s, n);
+      /* As qemu-img: the finding, then the repair of it. */
+      for (int k = 0; k <= fix; k++)
+        fprintf(stderr,
+                "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64
+                "\n",
+                k      ? "Repairing"
+                : leak ? "Leaked"
+                       : "ERROR",
+                i, s, n);
       int r = fix ? chk_set_refcount(c, i, n) : -1;
       if (r == 0)
         (*(leak ? &res->leaks_fixed : &res->corruptions_fixed))++;
@@ -298,7 +300,7 @@ static int chk_compare(struct chk *c)
         (*(leak ? &res->leaks : &res->corruptions))++;
       }
     }
-    if (c->st[i])
+    if (s || n) /* the last cluster stored or referenced */
       res->image_end_offset = (i + 1) * c->cs;
   }
   return 0;
@@ -386,6 +388,23 @@ static int chk_copied(struct chk *c)
   return r;
 }
 
+/* After a full repair left nothing wrong, the refcounts are consistent
+ * again: clear the dirty bit (qcow2.txt "incompatible features" bit 0),
+ * only once everything else is on disk. */
+static int chk_clear_dirty(struct chk *c)
+{
+  const struct qcow2_header *h = &c->q->h;
+  struct qcow2_check_result *res = c->res;
+  if (c->fix != (QCOW2_FIX_LEAKS | QCOW2_FIX_ERRORS) ||
+      !(h->incompat & QCOW2_INCOMPAT_DIRTY) || res->corruptions || res->leaks ||
+      res->check_errors)
+    return 0;
+  int r = chk_write_entry(c, h->incompat & ~QCOW2_INCOMPAT_DIRTY, 72);
+  if (!r && fsync(c->fd) < 0)
+    r = -errno;
+  return r;
+}
+
 static int chk_run(struct chk *c)
 {
   struct qcow2_image *q = c->q;
@@ -410,6 +429,8 @@ static int chk_run(struct chk *c)
     r = chk_copied(c);
   if (!r && c->fix && fsync(c->fd) < 0)
     r = -errno;
+  if (!r)
+    r = chk_clear_dirty(c);
   return r;
 }
 

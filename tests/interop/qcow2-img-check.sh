@@ -106,9 +106,25 @@ poke snapleak.qcow2 $((l2 + 4 * 8)) '\0\0\0\0\0\0\0\0'
 rc=0; same snapleak.qcow2 || rc=$?
 [ "$rc" = 3 ] || fail "snapshot leak: exit $rc"
 
+# A dirty image with lazy refcounts (qemu-io killed mid-way): refcounts
+# missing, COPIED flags then wrong.
+qemu-img create -q -f qcow2 -o lazy_refcounts=on dirty.qcow2 2M
+(qemu-io -f qcow2 -c "write -P 0x55 64k 64k" -c "sigraise 9" dirty.qcow2 \
+  >/dev/null 2>&1) 2>/dev/null || true
+rc=0; same dirty.qcow2 || rc=$?
+[ "$rc" = 2 ] || fail "dirty: exit $rc"
+
+# qnbd-img check -r leaks says what qemu-img check -r leaks says.
+cp leak.qcow2 a.qcow2
+cp leak.qcow2 b.qcow2
+qemu-img check -r leaks a.qcow2 >ra.out 2>ra.err
+"$QIMG" check -r leaks b.qcow2 >rb.out 2>rb.err || fail "-r leaks: exit $?"
+diff ra.out rb.out || fail "-r leaks: report differs"
+diff ra.err rb.err || fail "-r leaks: messages differ"
+
 # Repairs: the repaired image passes qemu-img check, and the data of
 # the clusters still referenced is intact.
-for f in leak low copied snapleak; do
+for f in leak low copied snapleak dirty; do
   for mode in leaks all; do
     cp $f.qcow2 fix.qcow2
     rc=0
@@ -131,10 +147,15 @@ done
 cp leak.qcow2 fix.qcow2
 "$QIMG" check -r leaks --output=json fix.qcow2 >fix.json 2>/dev/null
 grep -q '"leaks-fixed": 1' fix.json || fail "no leaks-fixed in $(cat fix.json)"
+# A full repair of the dirty image makes it clean again.
+cp dirty.qcow2 fix.qcow2
+"$QIMG" check -r all fix.qcow2 >/dev/null 2>&1 || fail "dirty -r all"
+qemu-img info --output=json fix.qcow2 | grep -q '"dirty-flag": false' ||
+  fail "dirty bit left set after a full repair"
 
 # Not an image we can check, or no image at all.
 "$QIMG" check nosuch.qcow2 2>/dev/null && fail "missing file accepted"
 head -c 1M /dev/zero >raw.img
 rc=0; "$QIMG" check raw.img 2>/dev/null || rc=$?
 [ "$rc" != 0 ] || fail "raw image checked"
-echo "ok: ${#imgs[@]} clean images, 4 damaged"
+echo "ok: ${#imgs[@]} clean images, 5 damaged"
