@@ -227,6 +227,8 @@ static int qcow2p_extents(void *handle, uint32_t count, uint64_t offset,
 
   while (offset < end) {
     int r = qcow2_block_status(img, offset, end - offset, &st);
+    if (r == 0 && st.length == 0)
+      r = -EIO; /* no progress: fail rather than loop */
     if (r < 0)
       return qcow2p_fail("block status", r, (uint32_t)(end - offset), offset);
     uint32_t type = 0;
