@@ -74,6 +74,17 @@ static int chk_inc(struct chk *c, uint64_t off, uint64_t len)
   return r;
 }
 
+/* A table or cluster offset must be cluster aligned; a corruption if
+ * not (its references are then not counted). */
+static bool chk_aligned(struct chk *c, uint64_t off, const char *fmt)
+{
+  if (!(off & (c->cs - 1)))
+    return true;
+  fprintf(stderr, fmt, off);
+  c->res->corruptions++;
+  return false;
+}
+
 /* The references of one L2 entry; active: of the image's own L1. */
 static int chk_l2_entry(struct chk *c, uint64_t e, bool active)
 {
@@ -96,6 +107,10 @@ static int chk_l2_entry(struct chk *c, uint64_t e, bool active)
   /* Offset 0 is unallocated, except in an external data file where
    * COPIED tells an allocation at 0 apart (every such cluster has it). */
   if (!off && !(ext && (e & QCOW2_OFLAG_COPIED)))
+    return 0;
+  if (!chk_aligned(c, off,
+                   "ERROR offset=%" PRIx64 ": Data cluster is not properly "
+                   "aligned; L2 entry corrupted.\n"))
     return 0;
   if (active) {
     c->res->allocated_clusters++;
@@ -121,7 +136,9 @@ static int chk_l1(struct chk *c, uint64_t l1_off, uint32_t l1_size, bool active)
     r = chk_read(c, l1, (size_t)l1_size * 8, l1_off);
   for (uint32_t i = 0; !r && i < l1_size; i++) {
     uint64_t off = load_be64(&l1[i]) & QCOW2_OFFSET_MASK;
-    if (!off)
+    if (!off || !chk_aligned(c, off,
+                             "ERROR l2_offset=%" PRIx64 ": Table is not "
+                             "cluster aligned; L1 entry corrupted\n"))
       continue;
     if ((r = chk_inc(c, off, c->cs)) < 0 ||
         (r = chk_read(c, l2, c->cs, off)) < 0)
@@ -234,7 +251,10 @@ static int chk_refcounts(struct chk *c)
     return -ENOMEM;
   for (uint32_t i = 0; !r && i < q->reftable_size; i++) {
     uint64_t off = q->reftable[i] & ~QCOW2_REFT_RESERVED;
-    if (!off)
+    if (!off || !chk_aligned(c, off,
+                             "ERROR refcount block at %#" PRIx64 " is not "
+                             "cluster aligned; refcount table entry "
+                             "corrupted\n"))
       continue;
     if ((r = chk_inc(c, off, c->cs)) < 0 ||
         (r = chk_read(c, b, c->cs, off)) < 0)

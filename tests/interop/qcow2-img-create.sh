@@ -27,6 +27,8 @@ try() {
     fail "[$o] qemu-img create failed"
   qemu-img check a.qcow2 >check.log 2>&1 ||
     fail "[$o] qemu-img check: $(cat check.log)"
+  "$QIMG" check a.qcow2 >check.log 2>&1 ||
+    fail "[$o] qnbd-img check: $(cat check.log)"
   [ "$(props a.qcow2)" = "$(props b.qcow2)" ] ||
     fail "[$o] info differs: $(props a.qcow2) vs $(props b.qcow2)"
   qemu-io -f qcow2 -c "write -P 0x5a 4k 132k" -c "read -P 0x5a 4k 132k" \
