@@ -167,6 +167,31 @@ bad "no snapshot with id or name 'two'" snap.qcow2 snapshot=two
 bad "the file parameter is required" snapshot=one
 bad "unknown parameter 'bogus'" v2.qcow2 bogus=1
 
+# A corrupt L2 entry (reserved bits set) for the cluster at 0: nbdkit
+# serves the image, reads of that cluster fail with EIO (the engine's
+# message naming the offset in nbdkit's log), the rest reads fine.
+cp v3-64k.qcow2 corrupt.qcow2
+"$NBD_PY" - corrupt.qcow2 <<'PYEOF'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    hdr = f.read(48)
+    f.seek(struct.unpack_from(">Q", hdr, 40)[0])
+    l2 = struct.unpack(">Q", f.read(8))[0] & 0x00FFFFFFFFFFFE00
+    f.seek(l2)
+    e = struct.unpack(">Q", f.read(8))[0]
+    f.seek(l2)
+    f.write(struct.pack(">Q", e | (1 << 57)))
+PYEOF
+: >"$TMP/nbdkit.log"
+start_nbdkit "$PLUGIN" corrupt.qcow2
+[ "$(client_errno "$NK_URI" 'h.pread(4096, 0)')" = EIO ] ||
+  fail "a corrupt L2 entry did not give EIO"
+[ "$(client_errno "$NK_URI" 'h.pread(4096, 1 << 20)')" = OK ] ||
+  fail "reading past the corrupt cluster failed"
+stop_nbdkit
+grep -q "error: .*offset" "$TMP/nbdkit.log" ||
+  fail "nbdkit's log does not say where the corruption is"
+
 # The same .so under qnbd: bytes, map and a clean exit (the engine's
 # per-thread buffers outlive the plugin's unload there).
 start_qnbd --plugin "$PLUGIN" file=top.qcow2 cache-size=1M
