@@ -220,6 +220,11 @@ static int create_header(const struct qcow2_create_opts *o, uint64_t size,
   }
   size_t pos = hlen, cap = L->cs;
   size_t blen = o->backing_file ? strlen(o->backing_file) : 0;
+  if (hlen + 8 + blen > cap) {
+    log_error("qcow2 create: the backing file name does not fit in the "
+              "header cluster");
+    return -EINVAL;
+  }
   cap -= blen; /* the backing file name follows the extensions */
   bool ok = true;
   if (o->backing_format)
@@ -302,8 +307,11 @@ static int create_tables(int fd, const struct qcow2_create_opts *o,
       /* An external data file maps guest offsets 1:1. */
       uint64_t host = o->data_file ? g * L->cs : L->data_off + g * L->cs;
       store_be64(blk + i * esz, host | QCOW2_OFLAG_COPIED);
-      if (esz == 16)
-        store_be64(blk + i * esz + 8, 0xffffffffull); /* all allocated */
+      /* Extended L2: every subcluster allocated, except over a backing
+       * file, whose data must still show through (qcow2.txt "Extended
+       * L2 Entries"). */
+      if (esz == 16 && !o->backing_file)
+        store_be64(blk + i * esz + 8, 0xffffffffull);
     }
     r = pwrite_all(fd, blk, L->cs, l2);
   }

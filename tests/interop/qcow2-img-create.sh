@@ -80,6 +80,17 @@ qemu-io -f qcow2 -c "read -P 0x11 0 1M" top.qcow2 | grep -q verification &&
 "$QIMG" create -f qcow2 -b top.qcow2 -F qcow2 -o cluster_size=4k top2.qcow2 \
   8M >/dev/null || fail "create with qcow2 backing"
 qemu-img compare base.raw top.qcow2 >/dev/null || fail "top: compare"
+# Preallocated clusters over a backing file (extended L2): subclusters
+# unallocated, so the backing data still shows, as with qemu-img.
+"$QIMG" create -f qcow2 -b base.raw -F raw \
+  -o extended_l2=on,preallocation=metadata pre.qcow2 >/dev/null ||
+  fail "create preallocated over a backing file"
+qemu-img create -q -f qcow2 -b base.raw -F raw \
+  -o extended_l2=on,preallocation=metadata pre-ref.qcow2
+qemu-img check pre.qcow2 >/dev/null || fail "pre: check"
+[ "$(qemu-img map --output=json pre.qcow2)" = \
+  "$(qemu-img map --output=json pre-ref.qcow2)" ] || fail "pre: map differs"
+qemu-img compare base.raw pre.qcow2 >/dev/null || fail "pre: compare"
 qemu-img check top2.qcow2 >/dev/null || fail "top2: check"
 
 # Bad options give a clear error, not an image.
