@@ -33,6 +33,10 @@ struct chk {
 
 static int chk_read(struct chk *c, void *buf, size_t len, uint64_t off)
 {
+  if (off >= c->q->file_size) { /* reported by chk_inc; reads as zeroes */
+    memset(buf, 0, len);
+    return 0;
+  }
   int r = qcow2_pread_full(c->fd, buf, len, off);
   if (r < 0)
     c->res->check_errors++;
@@ -63,8 +67,15 @@ static int chk_inc(struct chk *c, uint64_t off, uint64_t len)
   if (!len)
     return 0;
   uint64_t first = off / c->cs, last = (off + len - 1) / c->cs;
-  if (last >= CHK_MAX_CLUSTERS || off + len < off) {
-    fprintf(stderr, "ERROR: offset %#" PRIx64 " is out of range\n", off);
+  /* A reference a whole cluster or more past the end of the file points
+   * at nothing: a corruption, not counted (nor grown into). */
+  if (off + len < off || off + len >= c->q->file_size + c->cs ||
+      last >= CHK_MAX_CLUSTERS) {
+    fprintf(stderr,
+            "ERROR: counting reference for region exceeding the end of "
+            "the file by one cluster or more: offset 0x%" PRIx64
+            " size 0x%" PRIx64 "\n",
+            off, len);
     c->res->corruptions++;
     return 0;
   }
@@ -95,12 +106,25 @@ static int chk_l2_entry(struct chk *c, uint64_t e, bool active)
     unsigned x = 62 - (cb - 8);
     uint64_t host = e & ((1ull << x) - 1);
     uint64_t nsec = ((e >> x) & ((1ull << (cb - 8)) - 1)) + 1;
+    /* Fixed by chk_copied_l2 when repairing. */
+    if ((e & QCOW2_OFLAG_COPIED) && !(c->fix & QCOW2_FIX_ERRORS)) {
+      fprintf(stderr,
+              "ERROR: coffset=0x%" PRIx64 ": copied flag must never be set "
+              "for compressed clusters\n",
+              host);
+      c->res->corruptions++;
+    }
     if (active) {
       c->res->allocated_clusters++;
       c->res->compressed_clusters++;
       c->res->fragmented_clusters++; /* by nature, as QEMU counts them */
     }
     return chk_inc(c, host & ~511ull, nsec * 512);
+  }
+  if (e & QCOW2_L2_STD_RESERVED) {
+    fprintf(stderr,
+            "ERROR found l2 entry with reserved bits set: %" PRIx64 "\n", e);
+    c->res->corruptions++;
   }
   uint64_t off = e & QCOW2_OFFSET_MASK;
   bool ext = q->data_fd != q->fd;
@@ -124,8 +148,24 @@ static int chk_l2_entry(struct chk *c, uint64_t e, bool active)
   return chk_inc(c, off, c->cs);
 }
 
+/* A table must lie within the file before we allocate and read it. */
+static bool chk_table_ok(struct chk *c, uint64_t off, uint64_t bytes,
+                         const char *what)
+{
+  if (off <= c->q->file_size && bytes <= c->q->file_size - off)
+    return true;
+  fprintf(stderr,
+          "ERROR %s at offset 0x%" PRIx64 " (%" PRIu64 " bytes) is "
+          "beyond the end of the file\n",
+          what, off, bytes);
+  c->res->corruptions++;
+  return false;
+}
+
 static int chk_l1(struct chk *c, uint64_t l1_off, uint32_t l1_size, bool active)
 {
+  if (!chk_table_ok(c, l1_off, (uint64_t)l1_size * 8, "L1 table"))
+    return 0;
   size_t esz = (size_t)1 << c->q->entry_shift;
   uint64_t *l1 = calloc(l1_size ? l1_size : 1, 8);
   uint8_t *l2 = malloc(c->cs);
@@ -135,6 +175,12 @@ static int chk_l1(struct chk *c, uint64_t l1_off, uint32_t l1_size, bool active)
   if (!r && l1_size)
     r = chk_read(c, l1, (size_t)l1_size * 8, l1_off);
   for (uint32_t i = 0; !r && i < l1_size; i++) {
+    if (load_be64(&l1[i]) & QCOW2_L1_RESERVED) {
+      fprintf(stderr,
+              "ERROR found L1 entry with reserved bits set: %" PRIx64 "\n",
+              load_be64(&l1[i]));
+      c->res->corruptions++;
+    }
     uint64_t off = load_be64(&l1[i]) & QCOW2_OFFSET_MASK;
     if (!off || !chk_aligned(c, off,
                              "ERROR l2_offset=%" PRIx64 ": Table is not "
@@ -189,13 +235,16 @@ static int chk_bitmaps(struct chk *c)
   uint64_t pos = 0;
   for (uint32_t i = 0; !r && i < h->nb_bitmaps; i++) {
     if (pos + 24 > h->bitmap_dir_size) {
-      r = -EINVAL;
+      fprintf(stderr, "ERROR bitmap directory entry %u is truncated\n", i);
+      c->res->corruptions++;
       break;
     }
     const uint8_t *e = dir + pos;
     uint64_t toff = load_be64(e);
     uint32_t tsize = load_be32(e + 8);
     pos += (24 + load_be32(e + 20) + load_be16(e + 18) + 7) & ~7ull;
+    if (!chk_table_ok(c, toff, (uint64_t)tsize * 8, "bitmap table"))
+      continue;
     uint64_t *t = calloc(tsize ? tsize : 1, 8);
     if (!t) {
       r = -ENOMEM;
@@ -251,6 +300,17 @@ static int chk_refcounts(struct chk *c)
     return -ENOMEM;
   for (uint32_t i = 0; !r && i < q->reftable_size; i++) {
     uint64_t off = q->reftable[i] & ~QCOW2_REFT_RESERVED;
+    if (q->reftable[i] & QCOW2_REFT_RESERVED) {
+      fprintf(stderr, "ERROR refcount table entry %u has reserved bits set\n",
+              i);
+      c->res->corruptions++;
+      continue;
+    }
+    if (off && off >= q->file_size) {
+      fprintf(stderr, "ERROR refcount block %u is outside image\n", i);
+      c->res->corruptions++;
+      continue;
+    }
     if (!off || !chk_aligned(c, off,
                              "ERROR refcount block at %#" PRIx64 " is not "
                              "cluster aligned; refcount table entry "
@@ -270,9 +330,11 @@ static int chk_set_refcount(struct chk *c, uint64_t cl, uint64_t v)
 {
   uint64_t per = (uint64_t)c->cs * 8 >> c->order;
   uint64_t idx = cl / per;
-  if (idx >= c->q->reftable_size ||
-      !(c->q->reftable[idx] & ~QCOW2_REFT_RESERVED))
-    return -ENOSPC; /* no refcount block to hold it */
+  if (idx >= c->q->reftable_size || !(c->q->reftable[idx] & ~0x1ffull) ||
+      (c->q->reftable[idx] & QCOW2_REFT_RESERVED) ||
+      (c->q->reftable[idx] & (c->cs - 1)) ||
+      c->q->reftable[idx] >= c->q->file_size)
+    return -ENOSPC; /* no (valid) refcount block to hold it */
   if (c->order < 6 && v >> (1u << c->order))
     return -ERANGE;
   uint64_t off = c->q->reftable[idx] & ~QCOW2_REFT_RESERVED;
@@ -375,6 +437,16 @@ static int chk_copied_l2(struct chk *c, uint64_t l2off, uint8_t *l2)
   for (size_t j = 0; !r && j < c->cs / esz; j++) {
     uint64_t e = load_be64(l2 + j * esz);
     uint64_t off = e & QCOW2_OFFSET_MASK;
+    if ((e & QCOW2_OFLAG_COMPRESSED) && (e & QCOW2_OFLAG_COPIED) &&
+        (c->fix & QCOW2_FIX_ERRORS)) {
+      fprintf(stderr,
+              "Repairing compressed cluster with the copied flag: "
+              "l2_entry=%" PRIx64 "\n",
+              e);
+      c->res->corruptions_fixed++;
+      r = chk_write_entry(c, e & ~QCOW2_OFLAG_COPIED, l2off + j * esz);
+      continue;
+    }
     if ((e & QCOW2_OFLAG_COMPRESSED) || !off)
       continue;
     /* External data clusters are counted as owned by this image. */
