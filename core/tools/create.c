@@ -56,6 +56,7 @@ static int log2_exact(uint64_t v)
 struct create_cli {
   struct qcow2_create_opts o;
   bool have_size;
+  const char *qcow2_only; /* an option raw images do not take */
 };
 
 static int set_opt(struct create_cli *c, const char *k, const char *v)
@@ -63,6 +64,8 @@ static int set_opt(struct create_cli *c, const char *k, const char *v)
   struct qcow2_create_opts *o = &c->o;
   uint64_t n;
   int l;
+  if (strcmp(k, "size") && strcmp(k, "preallocation"))
+    c->qcow2_only = k;
   if (!strcmp(k, "compat")) {
     if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
       o->version = 2;
@@ -220,6 +223,11 @@ int img_create(int argc, char **argv)
   }
   if (c.o.backing_file && c.o.raw) {
     fprintf(stderr, "qnbd-img: raw images have no backing file\n");
+    return 1;
+  }
+  if (c.o.raw && c.qcow2_only) {
+    fprintf(stderr, "qnbd-img: invalid parameter '%s' for format raw\n",
+            c.qcow2_only);
     return 1;
   }
   if (c.o.backing_file && !c.o.backing_format) {

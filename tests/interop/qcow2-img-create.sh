@@ -107,5 +107,10 @@ for bad in compat=0.9 cluster_size=1000 cluster_size=4M refcount_bits=3 \
 done
 "$QIMG" create -b base.raw x.qcow2 2>/dev/null && fail "-b without -F"
 "$QIMG" create x.qcow2 2>/dev/null && fail "no size"
+"$QIMG" create -f raw -o cluster_size=4k x.raw 1M 2>/dev/null &&
+  fail "raw with a qcow2 option"
+"$QIMG" create -f raw -o preallocation=full full.raw 1M >/dev/null ||
+  fail "raw preallocation=full"
+[ "$(stat -c %b full.raw)" -ge 2048 ] || fail "raw full: not allocated"
 "$QIMG" create x.qcow2 12Q 2>/dev/null && fail "bad size"
 echo "ok: $n option sets"
