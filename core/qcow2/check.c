@@ -326,10 +326,61 @@ static int chk_refcounts(struct chk *c)
   return r;
 }
 
+static int chk_set_refcount(struct chk *c, uint64_t cl, uint64_t v);
+
+/* -r all: refcount block idx is missing (a zero reftable entry).  A new
+ * one is appended to the file; its own refcount goes into itself when it
+ * covers itself, else into its existing block, and all of that is on
+ * disk before the reftable entry that references it is written. */
+static int chk_new_refblock(struct chk *c, uint64_t idx)
+{
+  struct qcow2_image *q = c->q;
+  uint64_t per = (uint64_t)c->cs * 8 >> c->order;
+  if (!(c->fix & QCOW2_FIX_ERRORS) || idx >= q->reftable_size ||
+      q->reftable[idx])
+    return -ENOSPC;
+  uint64_t off = (q->file_size + c->cs - 1) / c->cs * c->cs, b = off / c->cs;
+  if (b >= CHK_MAX_CLUSTERS || chk_grow(c, b + 1) < 0)
+    return -ENOSPC;
+  uint8_t *blk = calloc(1, c->cs);
+  if (!blk)
+    return -ENOMEM;
+  bool self = b / per == idx;
+  if (self)
+    rb_put(blk, b % per, c->order, 1);
+  int r = 0;
+  if (pwrite(c->fd, blk, c->cs, (off_t)off) != (ssize_t)c->cs)
+    r = errno ? -errno : -EIO;
+  free(blk);
+  if (!r && fdatasync(c->fd) < 0)
+    r = -errno;
+  if (r < 0)
+    return r;
+  q->file_size = off + c->cs;
+  if (!self && (r = chk_set_refcount(c, b, 1)) < 0)
+    return r;
+  uint8_t e[8];
+  store_be64(e, off);
+  if (fdatasync(c->fd) < 0 ||
+      pwrite(c->fd, e, 8, (off_t)(q->h.reftable_offset + idx * 8)) != 8)
+    return errno ? -errno : -EIO;
+  q->reftable[idx] = off;
+  c->st[b] = 1;
+  c->ref[b]++;
+  fprintf(stderr, "Allocated refcount block %" PRIu64 " at 0x%" PRIx64 "\n",
+          idx, off);
+  return 0;
+}
+
 static int chk_set_refcount(struct chk *c, uint64_t cl, uint64_t v)
 {
   uint64_t per = (uint64_t)c->cs * 8 >> c->order;
   uint64_t idx = cl / per;
+  if (idx < c->q->reftable_size && !c->q->reftable[idx]) {
+    int r = chk_new_refblock(c, idx);
+    if (r < 0)
+      return r;
+  }
   if (idx >= c->q->reftable_size || !(c->q->reftable[idx] & ~0x1ffull) ||
       (c->q->reftable[idx] & QCOW2_REFT_RESERVED) ||
       (c->q->reftable[idx] & (c->cs - 1)) ||
@@ -480,6 +531,23 @@ static int chk_copied(struct chk *c)
   return r;
 }
 
+/* A refcount block must be used once, by the refcount table alone
+ * (shared, its counts could not be updated on their own). */
+static void chk_refblocks_once(struct chk *c)
+{
+  struct qcow2_image *q = c->q;
+  for (uint32_t i = 0; i < q->reftable_size; i++) {
+    uint64_t e = q->reftable[i], cl = e / c->cs;
+    if (!e || (e & QCOW2_REFT_RESERVED) || e >= q->file_size || cl >= c->nb)
+      continue;
+    if (c->ref[cl] != 1) {
+      fprintf(stderr, "ERROR refcount block %u refcount=%" PRIu64 "\n", i,
+              c->ref[cl]);
+      c->res->corruptions++;
+    }
+  }
+}
+
 /* After a full repair left nothing wrong, the refcounts are consistent
  * again: clear the dirty bit (qcow2.txt "incompatible features" bit 0),
  * only once everything else is on disk. */
@@ -513,6 +581,8 @@ static int chk_run(struct chk *c)
     r = chk_refcounts(c);
   if (!r)
     r = chk_compare(c);
+  if (!r)
+    chk_refblocks_once(c);
   /* References are fixed only after the refcounts they rely on are on
    * disk (qcow2.txt: refcounts first, then references). */
   if (!r && c->fix && fdatasync(c->fd) < 0)

@@ -172,6 +172,22 @@ cp dirty.qcow2 fix.qcow2
 qemu-img info --output=json fix.qcow2 | grep -q '"dirty-flag": false' ||
   fail "dirty bit left set after a full repair"
 
+# A refcount block lost (its reftable entry zeroed): -r all appends a
+# new one, and the image is clean again with its data intact.
+qemu-img create -q -f qcow2 -o cluster_size=512 norb.qcow2 1M
+w -c "write -P 8 0 400k" norb.qcow2
+read -r l1 rt < <(l1_of norb.qcow2)
+cp norb.qcow2 norb-fix.qcow2
+poke norb-fix.qcow2 $((rt + 16)) '\0\0\0\0\0\0\0\0'
+rc=0; same norb-fix.qcow2 || rc=$?
+[ "$rc" = 2 ] || fail "lost refcount block: exit $rc"
+"$QIMG" check -r all norb-fix.qcow2 >/dev/null 2>&1 ||
+  fail "lost refcount block: not repaired"
+qemu-img check norb-fix.qcow2 >chk.out 2>&1 ||
+  fail "lost refcount block: qemu-img check: $(cat chk.out)"
+qemu-img compare norb.qcow2 norb-fix.qcow2 >/dev/null ||
+  fail "lost refcount block: data changed"
+
 # Not an image we can check, or no image at all.
 "$QIMG" check nosuch.qcow2 2>/dev/null && fail "missing file accepted"
 head -c 1M /dev/zero >raw.img
