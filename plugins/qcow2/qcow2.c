@@ -120,8 +120,10 @@ static void qcow2p_describe(void)
 }
 
 /* Open the image before nbdkit listens, so that a bad file stops nbdkit
- * with an error and a non-zero exit.  (The engine starts no threads,
- * which would not survive nbdkit's fork when it daemonizes.) */
+ * with an error and a non-zero exit.  The read-only engine starts no
+ * threads; threads started here would not survive nbdkit's fork when it
+ * daemonizes, so any background work of the write side (the cluster
+ * reserve) must start in an .after_fork callback. */
 static int qcow2p_get_ready(void)
 {
   struct qcow2_open_opts opts = {

@@ -146,23 +146,30 @@ PYEOF
 
 # Bad input: nbdkit refuses to start, exits non-zero, says why.
 truncate -s 1M notqcow2.raw
+# Legacy AES, not LUKS: LUKS creation benchmarks PBKDF and can fail on
+# a loaded machine ("Unable to get accurate CPU usage").
 qemu-img create -q --object secret,id=sec0,data=123456 -f qcow2 \
-  -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
-  luks.qcow2 1M
+  -o encrypt.format=aes,encrypt.key-secret=sec0 aes.qcow2 1M
+# Under an ASan preload (sanitizer builds), nbdkit's exit after a
+# start-up error deadlocks in libp11-kit's destructor (freelocale), for
+# Debian's own plugins too (`nbdkit file /nonexistent`): there the
+# timeout counts as the failed start, the message still must be right.
 preload=$(sanitizer_preload "$PLUGIN")
+limit=$([ -n "$preload" ] && echo 5 || echo 20)
 bad() {
-  local want=$1
+  local want=$1 rc=0
   shift
-  if LD_PRELOAD=$preload ASAN_OPTIONS=detect_leaks=0 \
-    nbdkit -U - "$PLUGIN" "$@" --run true >bad.out 2>&1; then
-    fail "nbdkit started with $*"
+  LD_PRELOAD=$preload ASAN_OPTIONS=detect_leaks=0 timeout $limit \
+    nbdkit -U - "$PLUGIN" "$@" --run true >bad.out 2>&1 || rc=$?
+  if [ "$rc" = 0 ] || { [ "$rc" -ge 124 ] && [ -z "$preload" ]; }; then
+    fail "nbdkit with $*: exit status $rc"
   fi
   grep -q "^nbdkit: .*error: .*$want" bad.out ||
     { cat bad.out; fail "no clear error for $*: want '$want'"; }
 }
 bad "missing.qcow2: No such file or directory" missing.qcow2
 bad "notqcow2.raw: bad magic" notqcow2.raw
-bad "encrypted images (LUKS) are not supported" luks.qcow2
+bad "encrypted images (legacy AES) are not supported" aes.qcow2
 bad "no snapshot with id or name 'two'" snap.qcow2 snapshot=two
 bad "the file parameter is required" snapshot=one
 bad "unknown parameter 'bogus'" v2.qcow2 bogus=1
