@@ -152,14 +152,15 @@ qemu-img create -q --object secret,id=sec0,data=123456 -f qcow2 \
   -o encrypt.format=aes,encrypt.key-secret=sec0 aes.qcow2 1M
 # Under an ASan preload (sanitizer builds), nbdkit's exit after a
 # start-up error deadlocks in libp11-kit's destructor (freelocale), for
-# Debian's own plugins too (`nbdkit file /nonexistent`): there the
+# Debian's own plugins too (`nbdkit file /nonexistent`), and ignores
+# SIGTERM: there the KILL after the
 # timeout counts as the failed start, the message still must be right.
 preload=$(sanitizer_preload "$PLUGIN")
 limit=$([ -n "$preload" ] && echo 5 || echo 20)
 bad() {
   local want=$1 rc=0
   shift
-  LD_PRELOAD=$preload ASAN_OPTIONS=detect_leaks=0 timeout $limit \
+  LD_PRELOAD=$preload ASAN_OPTIONS=detect_leaks=0 timeout -s KILL $limit \
     nbdkit -U - "$PLUGIN" "$@" --run true >bad.out 2>&1 || rc=$?
   if [ "$rc" = 0 ] || { [ "$rc" -ge 124 ] && [ -z "$preload" ]; }; then
     fail "nbdkit with $*: exit status $rc"
