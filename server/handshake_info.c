@@ -131,8 +131,22 @@ static int info_reply(struct conn *c, uint32_t opt, uint16_t type,
     break;
   case INFO_DESCRIPTION:
     s = c->exp->description;
-    if (!s)
-      return 0;
+    if (!s) {
+      /* The backend's own (an nbdkit plugin's export_description). */
+      const struct backend_ops *ops = c->exp->backend->ops;
+      char *d = NULL;
+      if (!ops->description)
+        return 0;
+      worker_lock(c);
+      int r = ops->description(c->handle, &d);
+      worker_unlock(c);
+      if (r < 0 || !d)
+        return 0;
+      len += (uint32_t)strnlen(d, MAX_STRING);
+      memcpy(buf + 2, d, len - 2);
+      free(d);
+      break;
+    }
     len += (uint32_t)strnlen(s, MAX_STRING);
     memcpy(buf + 2, s, len - 2);
     break;
