@@ -159,10 +159,10 @@ enum qcow2_prealloc {
   QCOW2_PREALLOC_FULL,     /* ... and zeroes written */
 };
 struct qcow2_create_opts {
-  bool raw;               /* a sparse raw file (only size, preallocation) */
-  uint64_t size;          /* virtual size in bytes */
-  uint32_t version;       /* 2 (compat=0.10) or 3 (compat=1.1) */
-  unsigned cluster_bits;  /* 9 .. 21 */
+  bool raw;                /* a sparse raw file (only size, preallocation) */
+  uint64_t size;           /* virtual size in bytes */
+  uint32_t version;        /* 2 (compat=0.10) or 3 (compat=1.1) */
+  unsigned cluster_bits;   /* 9 .. 21 */
   unsigned refcount_order; /* log2 of refcount_bits: 0 .. 6 */
   bool lazy_refcounts, extended_l2;
   uint8_t compression_type; /* 0 zlib, 1 zstd */
