@@ -37,7 +37,14 @@ start_nbdkit() {
 }
 
 stop_nbdkit() {
+  # Bounded: with a sanitizer runtime preloaded, nbdkit's exit can hang
+  # in a library destructor (not ours); it is only the reference server.
   kill -TERM "$NK_PID"
+  for _ in $(seq 100); do
+    kill -0 "$NK_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$NK_PID" 2>/dev/null || true
   wait "$NK_PID" 2>/dev/null || true
 }
 
