@@ -332,17 +332,24 @@ static int raw_zero_fast(struct raw_state *s, uint64_t count, uint64_t offset,
   return raw_blkzeroout(s, count, offset);
 }
 
+/* Checks shared by zero and trim: <0 an error, 0 nothing to do (an
+ * empty range), 1 go on. */
+static int raw_check_write(struct raw_state *s, uint64_t count, uint64_t offset)
+{
+  if (s->readonly)
+    return -EROFS;
+  if (!raw_range_ok(count, offset))
+    return -EINVAL;
+  return count > 0;
+}
+
 static int raw_zero(void *h, uint64_t count, uint64_t offset, uint32_t flags)
 {
   struct raw_state *s = h;
   int r;
 
-  if (s->readonly)
-    return -EROFS;
-  if (!raw_range_ok(count, offset))
-    return -EINVAL;
-  if (count == 0)
-    return 0;
+  if ((r = raw_check_write(s, count, offset)) <= 0)
+    return r;
   r = raw_zero_fast(s, count, offset, flags);
   if (r == -EOPNOTSUPP) {
     if (flags & BACKEND_FLAG_FAST_ZERO)
@@ -359,12 +366,8 @@ static int raw_trim(void *h, uint64_t count, uint64_t offset, uint32_t flags)
   struct raw_state *s = h;
   int r;
 
-  if (s->readonly)
-    return -EROFS;
-  if (!raw_range_ok(count, offset))
-    return -EINVAL;
-  if (count == 0)
-    return 0;
+  if ((r = raw_check_write(s, count, offset)) <= 0)
+    return r;
   r = raw_try_fallocate(s, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                         RAW_NO_PUNCH_HOLE, count, offset);
   /* NBD_CMD_TRIM is advisory: doing nothing is a valid answer. */
